@@ -1,0 +1,1 @@
+"""Training: self-supervised pretraining, downstream modes, checkpoints, and DDP."""

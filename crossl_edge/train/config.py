@@ -1,0 +1,69 @@
+"""Typed training configuration (defaults follow the official CroSSL code where it has one)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crossl_edge.errors import UsageError
+
+MODES = ("ssl", "fine", "sup")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, model choices, optimisation, and the downstream protocol."""
+
+    dataset: str = "basicmotions"
+    data_path: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    modalities: tuple[str, ...] | None = None     # None = every modality of the dataset
+    mode: str = "fine"
+    encoder: str = "crossl"
+    masking: str = "spatial"
+    coverage: float = 0.9
+    latent_dim: int = 96
+    pretrain_epochs: int = 50
+    epochs: int = 50
+    patience: int = 5
+    batch_size: int = 8
+    lr: float = 1e-3
+    pretrain_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_fraction: float = 1.0
+    val_fraction: float = 0.2
+    modality_dropout: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}.")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}.")
+        if not 0 < self.label_fraction <= 1:
+            raise UsageError("--label-fraction must be in (0, 1].")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError("--val-fraction must be in (0, 1).")
+        if not 0 < self.coverage <= 1:
+            raise UsageError("--coverage must be in (0, 1].")
+        if not 0 <= self.modality_dropout < 1:
+            raise UsageError("--modality-dropout must be in [0, 1).")
+        if self.batch_size < 2:
+            raise UsageError("--batch-size must be at least 2 (VICReg needs a batch variance).")
+        if min(self.epochs, self.pretrain_epochs, self.patience) < 0:
+            raise UsageError("epochs and patience must be non-negative.")
+
+    def to_json(self) -> dict[str, Any]:
+        obj = asdict(self)
+        obj["modalities"] = list(self.modalities) if self.modalities else None
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
+        obj = dict(obj)
+        if obj.get("modalities"):
+            obj["modalities"] = tuple(obj["modalities"])
+        return cls(**obj)

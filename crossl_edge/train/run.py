@@ -1,0 +1,130 @@
+"""One training run end to end: data -> normalize -> pretrain -> downstream -> evaluate -> run dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crossl_edge.atomic import write_json
+from crossl_edge.data.registry import load_dataset
+from crossl_edge.data.windows import Dataset, Normalizer, stratified_split
+from crossl_edge.errors import UsageError
+from crossl_edge.evaluate import evaluate
+from crossl_edge.model.crossl import CroSSL, ModalityShape, ModelConfig
+from crossl_edge.rundir import METRICS_JSON, RUN_JSON, run_meta
+from crossl_edge.train import checkpoint
+from crossl_edge.train.config import TrainConfig
+from crossl_edge.train.distributed import DistContext, init_distributed
+from crossl_edge.train.loop import EpochCallback, LoopState, Tensors, load_state, run_phase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: its directory, test metrics and training history."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[dict[str, float]]]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def prepare_data(cfg: TrainConfig) -> Dataset:
+    """Load the dataset and keep only the requested modalities (validated)."""
+    ds = load_dataset(cfg.dataset, path=cfg.data_path, **cfg.data_options)
+    if cfg.modalities:
+        ds = Dataset(ds.name, ds.train.select(cfg.modalities), ds.test.select(cfg.modalities))
+    return ds
+
+
+def model_config(ds: Dataset, cfg: TrainConfig) -> ModelConfig:
+    shapes = tuple(ModalityShape(m.name, m.n_channels, int(ds.train.data[m.name].shape[2]))
+                   for m in ds.train.modalities)
+    return ModelConfig(shapes, len(ds.train.classes), encoder=cfg.encoder,
+                       latent_dim=cfg.latent_dim, masking=cfg.masking, coverage=cfg.coverage)
+
+
+def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    if resume:
+        f = out / RUN_JSON
+        if not f.is_file():
+            raise UsageError(f"nothing to resume in {out}; start a run without --resume.")
+        old = TrainConfig.from_json(json.loads(f.read_text())["train"])
+        if {**old.to_json(), "device": None} != {**cfg.to_json(), "device": None}:
+            raise UsageError(f"{out} was started with other settings; resume with the same ones.")
+    elif out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(f"{out} already exists; pass --resume to continue it, --overwrite to "
+                             "replace it, or choose another --out.")
+        shutil.rmtree(out)
+
+
+def train_run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+              callbacks: list[EpochCallback] | None = None) -> RunResult:
+    """Train CroSSL per ``cfg`` into run directory ``out`` (resumable) and evaluate it on test."""
+    out = Path(out)
+    device = pick_device(cfg.device)
+    ds = prepare_data(cfg)                      # bad data fails here, before anything is written
+    fit_idx, val_idx = stratified_split(ds.train.labels, fraction=cfg.val_fraction, seed=cfg.seed)
+    norm = Normalizer.fit(ds.train.subset(fit_idx))
+    fit_w, val_w = norm.transform(ds.train.subset(fit_idx)), norm.transform(ds.train.subset(val_idx))
+    test_w = norm.transform(ds.test)
+    lab_idx = np.arange(len(fit_w))
+    if cfg.label_fraction < 1:
+        _, lab_idx = stratified_split(fit_w.labels, fraction=cfg.label_fraction, seed=cfg.seed + 1)
+    mcfg = model_config(ds, cfg)
+    _check_out(out, cfg, resume=resume, overwrite=overwrite)
+    ctx: DistContext = init_distributed(device)
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    model = CroSSL(mcfg).to(device)
+    meta = run_meta(dataset=ds, normalizer=norm, train_cfg=cfg.to_json(),
+                    model_cfg=mcfg.to_json(), status="running")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_JSON, meta)
+    ctx.barrier()
+    ck = out / checkpoint.CHECKPOINT
+    first = "sup" if cfg.mode == "sup" else "pretrain"
+    state = load_state(out, model) if resume and ck.is_file() else \
+        LoopState("downstream" if first == "sup" else "pretrain")
+    model.to(device)
+    kw = {"model": model, "cfg": cfg, "val": Tensors.of(val_w, device), "device": device,
+          "ctx": ctx, "run_dir": out, "callbacks": callbacks or []}
+    if state.phase == "pretrain":
+        state = run_phase("pretrain", train=Tensors.of(fit_w, device), state=state, **kw)
+        state = LoopState("downstream", history=state.history)
+    if state.phase == "downstream":
+        state = run_phase("downstream", train=Tensors.of(fit_w.subset(lab_idx), device),
+                          state=state, **kw)
+        state.phase = "done"
+    model = model.cpu().eval()
+    metrics = evaluate(model, test_w)
+    if ctx.is_main:
+        checkpoint.save(out / checkpoint.MODEL,
+                        {"model_config": mcfg.to_json(), "state_dict": model.state_dict()})
+        write_json(out / METRICS_JSON, metrics)
+        write_json(out / "history.json", state.history)
+        write_json(out / RUN_JSON, {**meta, "status": "complete",
+                                    "labelled_windows": int(len(lab_idx)),
+                                    "world_size": ctx.world_size, "device": str(device)})
+        (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)
+    ctx.barrier()
+    return RunResult(out, metrics, state.history)

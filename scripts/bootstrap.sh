@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv with the full workstation stack (training, export, tests). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch first, pinned: this resolves to the CPU wheel on build machines (a range may pull CUDA builds).
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[all,dev]"
+# TFLite Micro's Python interpreter ships as nightly builds only.
+python -m pip install -q --pre tflite-micro

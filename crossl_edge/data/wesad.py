@@ -133,6 +133,16 @@ def pick_modalities(requested: Sequence[str] | None, known: Sequence[str], datas
     return names
 
 
+def subject_list(value: Sequence[object] | str | int | None) -> list[str] | None:
+    """``test_subjects`` as a list of strings; a string may hold several, comma-separated."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int)):
+        value = [s for s in str(value).split(",") if s.strip()]
+    out = [str(s).strip() for s in value]
+    return out or None
+
+
 def check_window(window: int, step: int) -> None:
     if int(window) != window or int(step) != step or window < 1 or step < 1:
         raise UsageError(f"window ({window}) and step ({step}) must be positive integers.")
@@ -246,7 +256,8 @@ def load_wesad(*, path: str | Path, window: int = 1000, step: int = 500,
                                "dropped_nan_windows": dropped}
     everyone = Windows(specs, data, np.concatenate(labels), np.concatenate(subjects), CLASSES, meta)
     present = sorted(set(everyone.subjects.tolist()), key=lambda s: int(s[1:]))
-    test = [subject_id(s) for s in test_subjects] if test_subjects else present[-1:]
+    wanted = subject_list(test_subjects)
+    test = [subject_id(s) for s in wanted] if wanted else present[-1:]
     train_w, test_w = split_by_subject(everyone, test)
     log.info("wesad: %d train / %d test windows, test subjects %s", len(train_w), len(test_w), test)
     return Dataset("wesad", train_w, test_w)

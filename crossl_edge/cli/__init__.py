@@ -1,0 +1,78 @@
+"""The `crossl-edge` click group; each verb lives in its own module and calls one library function."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from crossl_edge import __version__
+
+# verb -> module:attribute; modules import their stage lazily so `--help` stays fast.
+VERBS = {
+    "train": "crossl_edge.cli.train_cmd:train",
+    "evaluate": "crossl_edge.cli.train_cmd:evaluate_cmd",
+    "export": "crossl_edge.cli.export_cmd:export_cmd",
+    "parity": "crossl_edge.cli.export_cmd:parity_cmd",
+    "firmware": "crossl_edge.cli.firmware_cmd:firmware_cmd",
+    "bench": "crossl_edge.cli.bench_cmd:bench_cmd",
+    "serve": "crossl_edge.cli.runtime_cmd:serve_cmd",
+    "simulate": "crossl_edge.cli.runtime_cmd:simulate_cmd",
+    "demo": "crossl_edge.cli.demo_cmd:demo_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when invoked or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [v for v in VERBS if self._module_exists(v)]
+
+    @staticmethod
+    def _module_exists(verb: str) -> bool:
+        return importlib.util.find_spec(VERBS[verb].split(":")[0]) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS or not self._module_exists(name):
+            return None
+        module, attr = VERBS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crossl-edge")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Train CroSSL, export per-modality int8 encoders, and fuse latents on a phone.
+
+    \b
+    Quick start (BasicMotions, shipped inside sktime):
+      crossl-edge demo --out demo-out
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit code 1 or 2."""
+    from crossl_edge.errors import CrosslError
+
+    try:
+        cli.main(args=argv, prog_name="crossl-edge", standalone_mode=False)
+    except CrosslError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(0)

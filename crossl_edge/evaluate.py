@@ -48,3 +48,12 @@ def format_table(result: dict[str, object]) -> str:
     for s in result["subsets"]:  # type: ignore[union-attr]
         rows.append(f"{'+'.join(s['present']):<32} {s['accuracy']:>6.3f} {s['macro_f1']:>9.3f}")
     return "\n".join(rows)
+
+
+def evaluate_run(run: str, *, data: str | None = None) -> dict[str, object]:
+    """Reload a finished run and its test split (or ``data``) and evaluate it."""
+    from crossl_edge.rundir import load_model, load_run_dataset
+
+    info, model = load_model(run)
+    ds = load_run_dataset(info, data=data)
+    return evaluate(model, info.normalizer.transform(ds.test))

@@ -141,7 +141,7 @@ def interpolate_gaps(x: np.ndarray, *, max_gap: int) -> tuple[np.ndarray, np.nda
 
 
 def _heart_rate(hr: np.ndarray) -> np.ndarray:
-    """Interpolate the ~9 Hz heart rate over the whole recording (held at the ends); all NaN stays."""
+    """Interpolate the ~9 Hz heart rate over the whole recording (held at both ends)."""
     ok = np.isfinite(hr)
     if not ok.any():
         return hr

@@ -63,7 +63,11 @@ def find_pairs(path: str | Path) -> list[tuple[str, Path, Path]]:
 
 
 def _open(file: Path) -> Any:
-    import pyedflib
+    try:
+        import pyedflib
+    except ImportError as e:
+        raise UsageError("Sleep-EDF needs pyedflib; install it with `pip install pyedflib` "
+                         "(or `pip install crossl-edge[data]`).") from e
 
     try:
         return pyedflib.EdfReader(str(file))
@@ -71,7 +75,8 @@ def _open(file: Path) -> Any:
         raise DataError(f"{file}: pyedflib cannot read it ({e}); re-download the file.") from e
 
 
-def _read_channels(psg: Path, channels: Sequence[str], notes: dict[str, str]) -> tuple[list[np.ndarray], Any]:
+def _read_channels(psg: Path, channels: Sequence[str],
+                   notes: dict[str, str]) -> tuple[list[np.ndarray], Any]:
     """Each requested channel at 100 Hz (float64), and the PSG's start time."""
     reader = _open(psg)
     try:
@@ -127,7 +132,9 @@ def _epochs(signals: list[np.ndarray], stages: list[tuple[float, float, int]],
             starts.append(a)
             labels.append(label)
     idx = np.asarray(starts, np.int64)[:, None] + np.arange(epoch)[None, :]
-    x = np.stack([s[idx] for s in signals], axis=1) if starts else np.empty((0, len(signals), epoch))
+    if not starts:
+        return np.empty((0, len(signals), epoch), np.float32), np.empty(0, np.int64), lost
+    x = np.stack([s[idx] for s in signals], axis=1)
     return x.astype(np.float32), np.asarray(labels, np.int64), lost
 
 
@@ -172,5 +179,6 @@ def load_sleepedf(*, path: str | Path, test_subjects: Sequence[object] | None = 
     n_test = max(1, math.ceil(TEST_FRACTION * len(present)))
     test = subject_list(test_subjects) or present[-n_test:]
     train_w, test_w = split_by_subject(everyone, test)
-    log.info("sleepedf: %d train / %d test epochs, test subjects %s", len(train_w), len(test_w), test)
+    log.info("sleepedf: %d train / %d test epochs, test subjects %s",
+             len(train_w), len(test_w), test)
     return Dataset("sleepedf", train_w, test_w)

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, sliding_windows, split_by_subject
+from crossl_edge.data.windows import (
+    Dataset,
+    ModalitySpec,
+    Windows,
+    sliding_windows,
+    split_by_subject,
+)
 from crossl_edge.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
@@ -57,7 +63,7 @@ def resample(x: np.ndarray, *, from_hz: float, to_hz: float) -> np.ndarray:
     if _HAVE_SCIPY:
         from scipy.signal import resample_poly
 
-        y = resample_poly(x, up, down, axis=0)
+        y = resample_poly(x, up, down, axis=0, padtype="line")  # no zero-padding edge dip
         return y[:n_out]
     return _resample_numpy(x, up, down, n_out)
 
@@ -119,7 +125,8 @@ def window_segment(signal: np.ndarray, *, length: int, step: int, bad: np.ndarra
     return w[ok], int((~ok).sum())
 
 
-def pick_modalities(requested: Sequence[str] | None, known: Sequence[str], dataset: str) -> list[str]:
+def pick_modalities(requested: Sequence[str] | None, known: Sequence[str],
+                    dataset: str) -> list[str]:
     """Validate a user's modality list against ``known``; None means all, in ``known`` order."""
     if requested is None:
         return list(known)
@@ -157,10 +164,11 @@ def concat_windows(parts: list[np.ndarray], n_channels: int, length: int) -> np.
 # ---------------------------------------------------------------- WESAD
 
 def find_subject_files(path: str | Path) -> list[Path]:
-    """``S<n>/S<n>.pkl`` under ``path`` (the WESAD folder or its parent), sorted by subject number."""
+    """``S<n>/S<n>.pkl`` under ``path`` (the WESAD folder or its parent), sorted by number."""
     root = Path(path)
     if not root.exists():
-        raise DataError(f"{root} does not exist; pass --data pointing at the unzipped WESAD folder.")
+        raise DataError(f"{root} does not exist; pass --data pointing at the unzipped WESAD "
+                        "folder.")
     if root.is_file() and root.suffix == ".pkl":
         return [root]
     for base in (root, root / "WESAD"):
@@ -168,7 +176,8 @@ def find_subject_files(path: str | Path) -> list[Path]:
                  and re.fullmatch(r"S\d+", f.stem)]
         if files:
             return sorted(files, key=lambda f: int(f.stem[1:]))
-    raise DataError(f"no S<n>/S<n>.pkl files under {root}; pass --data pointing at the WESAD folder.")
+    raise DataError(f"no S<n>/S<n>.pkl files under {root}; pass --data pointing at the WESAD "
+                    "folder.")
 
 
 def subject_id(value: object) -> str:
@@ -182,7 +191,8 @@ def read_subject(file: Path) -> dict[str, Any]:
     try:
         with open(file, "rb") as f:
             obj = pickle.load(f, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError,
+            ImportError) as e:
         raise DataError(f"{file}: cannot unpickle ({e}); re-extract the WESAD archive.") from e
     if not isinstance(obj, dict) or "label" not in obj or "chest" not in obj.get("signal", {}):
         raise DataError(f"{file}: not a WESAD subject pickle (no 'label' or signal['chest']); "
@@ -190,20 +200,23 @@ def read_subject(file: Path) -> dict[str, Any]:
     return obj
 
 
-def _chest_signals(obj: dict[str, Any], file: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _chest_signals(obj: dict[str, Any], file: Path,
+                   names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     label = np.asarray(obj["label"]).reshape(-1)
     chest = obj["signal"]["chest"]
     cols = []
     for name in names:
         key, channels = CHEST[name]
         if key not in chest:
-            raise DataError(f"{file}: chest signal {key!r} is missing (has: {', '.join(map(str, chest))}); "
+            has = ", ".join(map(str, chest))
+            raise DataError(f"{file}: chest signal {key!r} is missing (has: {has}); "
                             f"drop {name!r} from modalities.")
         x = np.asarray(chest[key], dtype=np.float64)
         x = x[:, None] if x.ndim == 1 else x
         if x.shape != (label.size, len(channels)):
             raise DataError(f"{file}: chest {key!r} has shape {np.shape(chest[key])}, expected "
-                            f"({label.size}, {len(channels)}) like the labels; the file is corrupt.")
+                            f"({label.size}, {len(channels)}) like the labels; the file is "
+                            "corrupt.")
         cols.append(x)
     return np.concatenate(cols, axis=1), label
 

@@ -36,4 +36,6 @@ def vicreg(z1: torch.Tensor, z2: torch.Tensor, *,
     cov2 = (z2c.T @ z2c) / max(b - 1, 1)
     cov = _off_diagonal(cov1).pow(2).sum() / e + _off_diagonal(cov2).pow(2).sum() / e
     loss = weights.invariance * inv + weights.variance * var + weights.covariance * cov
-    return loss, {"invariance": float(inv), "variance": float(var), "covariance": float(cov)}
+    parts = {"invariance": float(inv.detach()), "variance": float(var.detach()),
+             "covariance": float(cov.detach())}
+    return loss, parts

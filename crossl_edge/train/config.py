@@ -43,6 +43,13 @@ class TrainConfig:
             raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}.")
         if self.device not in DEVICES:
             raise UsageError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}.")
+        from crossl_edge.model.encoders import ENCODERS
+
+        if self.encoder not in ENCODERS:
+            raise UsageError(f"unknown encoder {self.encoder!r}; choose one of "
+                             f"{', '.join(sorted(ENCODERS))}.")
+        if self.masking not in ("spatial", "random"):
+            raise UsageError(f"unknown masking {self.masking!r}; choose spatial or random.")
         if not 0 < self.label_fraction <= 1:
             raise UsageError("--label-fraction must be in (0, 1].")
         if not 0 < self.val_fraction < 1:

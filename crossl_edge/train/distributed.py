@@ -42,6 +42,16 @@ class DistContext:
         return float(t.item() / self.world_size)
 
 
+def average_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (BatchNorm running stats) so every rank holds one model."""
+    if not ctx.enabled:
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf.div_(ctx.world_size)
+
+
 def init_distributed(device: torch.device) -> DistContext:
     """Join the process group torchrun set up (nccl on CUDA, gloo on CPU); no-op when alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -22,7 +22,7 @@ from crossl_edge.model.crossl import CroSSL
 from crossl_edge.model.masking import latent_mask
 from crossl_edge.train import checkpoint
 from crossl_edge.train.config import TrainConfig
-from crossl_edge.train.distributed import DistContext, shard_indices
+from crossl_edge.train.distributed import DistContext, average_buffers, shard_indices
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, va
             opt.step()
             seen, total = seen + len(idx), total + float(loss.detach()) * len(idx)
         elapsed = time.perf_counter() - t0
+        average_buffers(model, ctx)
         val_loss = _val_ssl(model, val, cfg, device) if phase == "pretrain" else \
             _val_ce(model, val, device)
         val_loss = ctx.all_reduce_mean(val_loss)

@@ -34,6 +34,7 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
     history: dict[str, list[dict[str, float]]]
+    model: CroSSL
 
 
 def pick_device(name: str) -> torch.device:
@@ -127,4 +128,4 @@ def train_run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwr
                                     "world_size": ctx.world_size, "device": str(device)})
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)
     ctx.barrier()
-    return RunResult(out, metrics, state.history)
+    return RunResult(out, metrics, state.history, model)

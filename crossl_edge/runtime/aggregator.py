@@ -1,0 +1,283 @@
+"""The phone-side aggregator: group latent frames by window, mask absent modalities, classify.
+
+Bounded memory, never raises on bad input: every rejected frame is counted in ``Counters``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from crossl_edge.errors import UsageError
+from crossl_edge.manifest import Manifest
+from crossl_edge.runtime.backends import open_model
+from firmware_bridge.frame import FrameError, LatentDType, LatentFrame, decode_frame, fingerprint32
+
+log = logging.getLogger(__name__)
+
+REASONS = ("complete", "deadline", "evicted", "flush")
+_REASON_COUNTER = {"complete": "complete", "deadline": "deadline", "evicted": "evicted",
+                   "flush": "flushed"}
+
+
+@dataclass
+class Prediction:
+    """One window's outcome; ``class_index`` is None for an empty window (nothing valid arrived)."""
+
+    seq: int
+    class_index: int | None
+    class_name: str | None
+    probabilities: list[float]
+    present: list[str]
+    latency_s: float
+    reason: str                 # complete | deadline | evicted | flush
+    timestamp_us: int = 0       # node clock of the window's first valid frame (0 if none)
+
+    @property
+    def empty(self) -> bool:
+        return self.class_index is None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["empty"] = self.empty
+        return d
+
+
+@dataclass
+class Counters:
+    """What the aggregator saw; every frame lands in exactly one of the reject/accept buckets."""
+
+    received: int = 0               # frames submitted (bytes or LatentFrame)
+    decoded: int = 0                # passed the frame codec
+    accepted: int = 0               # stored in an open window
+    duplicates: int = 0             # same (seq, modality) again while the window was open
+    late: int = 0                   # for a window already emitted
+    decode_errors: dict[str, int] = field(default_factory=dict)   # by FrameErrorReason name
+    unknown_modality: int = 0
+    fingerprint_mismatch: int = 0
+    bad_latent: int = 0             # wrong length, unsupported dtype, or non-finite values
+    windows_opened: int = 0
+    predictions: int = 0            # windows classified
+    empty_windows: int = 0          # windows reported with no valid modality (not classified)
+    complete: int = 0
+    deadline: int = 0
+    evicted: int = 0                # pushed out by the cap on open windows
+    flushed: int = 0
+    inference_errors: int = 0
+
+    @property
+    def bad_crc(self) -> int:
+        return self.decode_errors.get("BAD_CRC", 0)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bad_crc"] = self.bad_crc
+        return d
+
+
+@dataclass
+class _Window:
+    seq: int
+    first_arrival: float
+    latents: dict[int, np.ndarray] = field(default_factory=dict)   # modality index -> float (D,)
+    timestamp_us: int = 0
+
+
+class PhoneAggregator:
+    """Fuse whatever latents arrive per window sequence number and run the phone model.
+
+    A window is emitted when all modalities arrived ("complete"), ``deadline_s`` after its first
+    frame ("deadline", via ``poll`` or any later ``submit``), when more than ``max_open_windows``
+    are open (oldest first, "evicted"), or by ``flush``.
+    """
+
+    def __init__(self, manifest: Manifest, *, deadline_s: float = 0.5, max_open_windows: int = 64,
+                 backend: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 emitted_memory: int = 4096, threads: int = 1) -> None:
+        if deadline_s <= 0:
+            raise UsageError(f"--deadline must be positive, got {deadline_s}.")
+        if max_open_windows < 1:
+            raise UsageError(f"max_open_windows must be at least 1, got {max_open_windows}.")
+        self.manifest = manifest
+        self.deadline_s = float(deadline_s)
+        self.max_open_windows = int(max_open_windows)
+        self.clock = clock
+        self.counters = Counters()
+        self._index = {m.id: i for i, m in enumerate(manifest.modalities)}
+        self._qparams = [m.latent_quant for m in manifest.modalities]
+        self._fingerprint = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
+        self._m, self._d = len(manifest.modalities), int(manifest.latent_dim)
+        self._open: OrderedDict[int, _Window] = OrderedDict()     # in order of first arrival
+        self._emitted: deque[int] = deque()
+        self._emitted_set: set[int] = set()
+        self._emitted_memory = int(emitted_memory)
+        self.model = open_model(self._model_path(backend), threads=threads)
+        self.backend = self.model.backend
+
+    def _model_path(self, backend: str | None) -> Any:
+        arts = self.manifest.aggregator.artifacts
+        if backend not in (None, "tflite", "onnx"):
+            raise UsageError(f"unknown backend {backend!r}; choose tflite or onnx.")
+        order = [backend] if backend else ["tflite", "onnx"]
+        for kind in order:
+            if kind not in arts:
+                continue
+            if backend is None and kind == "tflite":
+                from crossl_edge.runtime.backends import tflite_backends_available
+                if not tflite_backends_available():
+                    continue
+            return self.manifest.path(arts[kind])
+        raise UsageError(f"the bundle's phone model has no usable {' or '.join(order)} artifact; "
+                         "install ai-edge-litert or onnxruntime, or re-export the bundle.")
+
+    # ------------------------------------------------------------------ intake
+
+    def submit(self, frame: bytes | bytearray | memoryview | LatentFrame, *,
+               now: float | None = None) -> list[Prediction]:
+        """Take one frame (wire bytes or a LatentFrame); return the windows emitted as a result."""
+        now = self.clock() if now is None else float(now)
+        out = self.poll(now)
+        c = self.counters
+        c.received += 1
+        if isinstance(frame, LatentFrame):
+            f = frame
+        else:
+            try:
+                f = decode_frame(frame)
+            except FrameError as e:
+                c.decode_errors[e.reason.name] = c.decode_errors.get(e.reason.name, 0) + 1
+                return out
+            except (TypeError, ValueError):
+                c.decode_errors["INVALID"] = c.decode_errors.get("INVALID", 0) + 1
+                return out
+        c.decoded += 1
+        seq = f.seq
+        if seq in self._emitted_set:
+            c.late += 1
+            return out
+        idx = self._index.get(f.modality_id)
+        latent = None
+        if idx is None:
+            c.unknown_modality += 1
+        elif f.fingerprint != self._fingerprint:
+            c.fingerprint_mismatch += 1
+        else:
+            latent = self._latent(idx, f)
+            if latent is None:
+                c.bad_latent += 1
+        w = self._open.get(seq)
+        if w is None:
+            if latent is None and idx is None:
+                return out     # a frame from a node we do not know opens no window
+            out += self._make_room(now)
+            w = self._open[seq] = _Window(seq, now)
+            c.windows_opened += 1
+        if latent is None:
+            return out
+        if idx in w.latents:
+            c.duplicates += 1
+            return out
+        w.latents[idx] = latent
+        if not w.timestamp_us:
+            w.timestamp_us = f.timestamp_us
+        c.accepted += 1
+        if len(w.latents) == self._m:
+            del self._open[seq]
+            out.append(self._emit(w, now, "complete"))
+        return out
+
+    def _latent(self, idx: int, f: LatentFrame) -> np.ndarray | None:
+        if f.latent.size != self._d:
+            return None
+        if f.dtype == LatentDType.INT8:
+            return self._qparams[idx].dequantize(f.latent)
+        if f.dtype == LatentDType.FLOAT32:
+            x = f.latent.astype(np.float32)
+            return x if np.isfinite(x).all() else None
+        return None     # int16 latents need quant params the manifest does not carry
+
+    def _make_room(self, now: float) -> list[Prediction]:
+        out = []
+        while len(self._open) >= self.max_open_windows:
+            _, w = self._open.popitem(last=False)
+            out.append(self._emit(w, now, "evicted"))
+        return out
+
+    # ------------------------------------------------------------------ output
+
+    def poll(self, now: float | None = None) -> list[Prediction]:
+        """Emit every open window whose deadline has passed at ``now``."""
+        now = self.clock() if now is None else float(now)
+        out = []
+        while self._open:
+            seq, w = next(iter(self._open.items()))
+            if now - w.first_arrival < self.deadline_s:
+                break
+            del self._open[seq]
+            out.append(self._emit(w, now, "deadline"))
+        return out
+
+    def flush(self, now: float | None = None) -> list[Prediction]:
+        """Emit every open window now (shutdown or end of a replay)."""
+        now = self.clock() if now is None else float(now)
+        out = [self._emit(w, now, "flush") for w in self._open.values()]
+        self._open.clear()
+        return out
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._open)
+
+    def next_deadline(self) -> float | None:
+        """Clock time at which the oldest open window expires (None when none is open)."""
+        if not self._open:
+            return None
+        return next(iter(self._open.values())).first_arrival + self.deadline_s
+
+    def _remember(self, seq: int) -> None:
+        self._emitted.append(seq)
+        self._emitted_set.add(seq)
+        while len(self._emitted) > self._emitted_memory:
+            self._emitted_set.discard(self._emitted.popleft())
+
+    def _emit(self, w: _Window, now: float, reason: str) -> Prediction:
+        c = self.counters
+        self._remember(w.seq)
+        name = _REASON_COUNTER[reason]
+        setattr(c, name, getattr(c, name) + 1)
+        present = [self.manifest.modalities[i].name for i in sorted(w.latents)]
+        latency = max(0.0, now - w.first_arrival)
+        empty = Prediction(w.seq, None, None, [], present, latency, reason, w.timestamp_us)
+        if not w.latents:
+            c.empty_windows += 1
+            return empty
+        try:
+            probs = self.infer(w.latents)
+        except Exception as e:  # noqa: BLE001 - a runtime failure must not stop the phone
+            c.inference_errors += 1
+            log.warning("phone model failed on window %d: %s", w.seq, e)
+            return empty
+        c.predictions += 1
+        k = int(np.argmax(probs))
+        return Prediction(w.seq, k, self.manifest.classes[k], [float(p) for p in probs], present,
+                          latency, reason, w.timestamp_us)
+
+    def infer(self, latents: dict[int, np.ndarray]) -> np.ndarray:
+        """Run the phone model on {modality index: float latent (D,)}; return probabilities."""
+        x = np.zeros((1, self._m, self._d), np.float32)
+        present = np.zeros((1, self._m), np.float32)
+        for i, z in latents.items():
+            x[0, i] = z
+            present[0, i] = 1.0
+        return softmax(np.asarray(self.model.run(x, present), np.float64).reshape(-1))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max())
+    return z / z.sum()

@@ -1,0 +1,179 @@
+"""The serve loop: frames from a transport -> PhoneAggregator -> predictions as JSON lines.
+
+Signal handling belongs to the caller (the CLI sets ``stop_event`` on SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from crossl_edge.manifest import Manifest, load_manifest
+from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
+from crossl_edge.runtime.transports import CaptureWriter, Source, open_source
+
+log = logging.getLogger(__name__)
+
+
+def latency_summary(values: list[float] | np.ndarray) -> dict[str, float | int | None]:
+    """n, mean, p50, p90, p99 and max of latencies in seconds (None when there are none)."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0:
+        return {"n": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    p50, p90, p99 = np.percentile(v, [50, 90, 99])
+    return {"n": int(v.size), "mean": float(v.mean()), "p50": float(p50), "p90": float(p90),
+            "p99": float(p99), "max": float(v.max())}
+
+
+class Reservoir:
+    """A bounded uniform sample of a stream of numbers (for latency percentiles)."""
+
+    def __init__(self, capacity: int = 100_000, *, seed: int = 0) -> None:
+        self.capacity, self.seen, self.values = capacity, 0, []
+        self._rng = random.Random(seed)
+
+    def add(self, x: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.capacity:
+            self.values.append(x)
+        else:
+            j = self._rng.randrange(self.seen)
+            if j < self.capacity:
+                self.values[j] = x
+
+
+@dataclass
+class ServeStats:
+    """What one serve run did: counts, reasons, latency percentiles, why it stopped."""
+
+    frames: int
+    predictions: int
+    empty_windows: int
+    duration_s: float
+    frames_per_s: float
+    latency_s: dict[str, Any]
+    counters: dict[str, Any]
+    source: dict[str, int]
+    stopped_by: str
+    backend: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: float = 0.5,
+          max_open_windows: int = 64, backend: str | None = None,
+          out: TextIO | str | Path | None = None, max_frames: int | None = None,
+          duration_s: float | None = None, stop_event: threading.Event | None = None,
+          capture: str | Path | None = None,
+          on_prediction: Callable[[Prediction], None] | None = None,
+          poll_interval_s: float | None = None,
+          ready: threading.Event | None = None) -> ServeStats:
+    """Run the phone aggregator on ``source`` until stopped; write one JSON line per window.
+
+    Stops on ``stop_event``, after ``max_frames`` frames or ``duration_s`` seconds, or at the end
+    of a replay (whose remaining windows then expire on the recorded clock). ``ready`` is set once
+    the model is loaded and the source is open.
+    """
+    manifest = bundle if isinstance(bundle, Manifest) else load_manifest(bundle)
+    src = open_source(source) if isinstance(source, str) else source
+    owns_src = isinstance(source, str)
+    stream, owns_out = _open_out(out)
+    cap = CaptureWriter(capture) if capture else None
+    try:
+        agg = PhoneAggregator(manifest, deadline_s=deadline_s, max_open_windows=max_open_windows,
+                              backend=backend, clock=src.clock)
+        return _loop(agg, src, stream, cap, max_frames=max_frames, duration_s=duration_s,
+                     stop_event=stop_event, on_prediction=on_prediction, ready=ready,
+                     poll=poll_interval_s or min(0.05, deadline_s / 10))
+    finally:
+        if cap:
+            cap.close()
+        if owns_out and stream is not None:
+            stream.close()
+        if owns_src:
+            src.close()
+
+
+def _open_out(out: TextIO | str | Path | None) -> tuple[TextIO | None, bool]:
+    if out is None or hasattr(out, "write"):
+        return out, False   # type: ignore[return-value]
+    from crossl_edge.errors import UsageError
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        return open(out, "w"), True  # noqa: SIM115 - closed by serve()
+    except OSError as e:
+        raise UsageError(f"cannot write predictions to {out} ({e.strerror}); "
+                         "check the --out path.") from e
+
+
+def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: CaptureWriter | None, *,
+          max_frames: int | None, duration_s: float | None, stop_event: threading.Event | None,
+          on_prediction: Callable[[Prediction], None] | None, ready: threading.Event | None,
+          poll: float) -> ServeStats:
+    lat = Reservoir()
+    frames = 0
+    reasons: dict[str, int] = {}
+
+    def emit(preds: list[Prediction]) -> None:
+        for p in preds:
+            reasons[p.reason] = reasons.get(p.reason, 0) + 1
+            if not p.empty:
+                lat.add(p.latency_s)
+            if stream is not None:
+                stream.write(json.dumps(p.to_json()) + "\n")
+            if on_prediction is not None:
+                on_prediction(p)
+
+    t0 = time.monotonic()
+    stopped_by = "stop"
+    if ready is not None:
+        ready.set()
+    while True:
+        if stop_event is not None and stop_event.is_set():
+            stopped_by = "stop"
+            break
+        if duration_s is not None and time.monotonic() - t0 >= duration_s:
+            stopped_by = "duration"
+            break
+        if max_frames is not None and frames >= max_frames:
+            stopped_by = "max_frames"
+            break
+        if src.exhausted:
+            stopped_by = "end of replay"
+            break
+        for a in src.read(poll):
+            if cap is not None:
+                cap.write(a.frame, a.time)
+            emit(agg.submit(a.frame, now=a.time))
+            frames += 1
+            if max_frames is not None and frames >= max_frames:
+                break
+        emit(agg.poll(src.clock()))
+        if stream is not None:
+            stream.flush()
+    if src.exhausted:     # a replay: let the open windows expire on the recorded clock
+        emit(agg.poll(src.clock() + agg.deadline_s))
+    emit(agg.flush(src.clock()))
+    if stream is not None:
+        stream.flush()
+    dur = time.monotonic() - t0
+    c = agg.counters
+    stats = ServeStats(frames=frames, predictions=c.predictions, empty_windows=c.empty_windows,
+                       duration_s=dur, frames_per_s=frames / dur if dur > 0 else 0.0,
+                       latency_s=latency_summary(lat.values), counters=c.to_json(),
+                       source=asdict(src.stats), stopped_by=stopped_by, backend=agg.backend,
+                       reasons=reasons)
+    log.info("serve stopped (%s): %d frames, %d predictions, %d empty windows", stopped_by,
+             frames, c.predictions, c.empty_windows)
+    return stats

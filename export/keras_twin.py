@@ -1,0 +1,114 @@
+"""Channels-last Keras twins of the PyTorch encoders and phone model, with the weights copied.
+
+LayerNorm is written out as (x - mu) * rsqrt(var + eps) * g + b so the int8 graph stays pure int8;
+PReLU stays a PRELU op; BatchNorm is folded into the preceding convolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def fold_batchnorm(conv_w: np.ndarray, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Fold an eval-mode BatchNorm1d into a bias-free Conv1d: weights (O, I, K) -> (w', b')."""
+    var = bn.running_var.detach().numpy().astype(np.float64)
+    scale = bn.weight.detach().numpy() / np.sqrt(var + bn.eps)             # (O,)
+    bias = bn.bias.detach().numpy() - bn.running_mean.detach().numpy() * scale
+    return (conv_w * scale[:, None, None]).astype(np.float32), bias.astype(np.float32)
+
+
+def conv_params(block: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A ConvBlock's conv weights (O, I, K) and bias (O,), BatchNorm folded when it has one."""
+    from torch import nn
+
+    w = block.conv.weight.detach().numpy().astype(np.float32)
+    if isinstance(block.norm, nn.BatchNorm1d):
+        return fold_batchnorm(w, block.norm)
+    return w, np.zeros(w.shape[0], np.float32)
+
+
+def folded_torch_encoder(encoder: Any) -> Any:
+    """A deep copy of ``encoder`` (eval) with BatchNorm folded into conv biases (ONNX export)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    enc = copy.deepcopy(encoder).eval()
+    for block in enc.blocks:
+        if isinstance(block.norm, nn.BatchNorm1d):
+            w, b = conv_params(block)
+            conv = nn.Conv1d(block.conv.in_channels, block.conv.out_channels, block.kernel,
+                             stride=block.stride, bias=True)
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(w))
+                conv.bias.copy_(torch.from_numpy(b))
+            block.conv, block.norm = conv, nn.Identity()
+    return enc
+
+
+def _written_layernorm(x: Any, gamma: np.ndarray, beta: np.ndarray, eps: float) -> Any:
+    """LayerNorm over the last axis as plain ops: MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL, ADD."""
+    from keras import ops
+
+    mu = ops.mean(x, axis=-1, keepdims=True)                    # (1, T, 1)
+    d = ops.subtract(x, mu)                                     # (1, T, C)
+    var = ops.mean(ops.multiply(d, d), axis=-1, keepdims=True)  # (1, T, 1)
+    r = ops.rsqrt(ops.add(var, np.float32(eps)))                # (1, T, 1)
+    y = ops.multiply(ops.multiply(d, r), gamma.astype(np.float32))
+    return ops.add(y, beta.astype(np.float32))
+
+
+def keras_encoder(encoder: Any, *, window: int, name: str = "encoder") -> Any:
+    """Keras twin of ``encoder``: input (1, T, C) float32 -> latent (1, D), batch fixed at 1."""
+    import keras
+    from torch import nn
+
+    cin = encoder.cfg.in_channels
+    inp = keras.Input(shape=(window, cin), batch_size=1, name="window")
+    x = inp
+    for i, block in enumerate(encoder.blocks):
+        w, b = conv_params(block)                                       # (O, I, K), (O,)
+        batchnorm = isinstance(block.norm, nn.BatchNorm1d)
+        conv = keras.layers.Conv1D(w.shape[0], block.kernel, strides=block.stride, padding="same",
+                                   use_bias=batchnorm, activation="relu" if batchnorm else None,
+                                   name=f"conv{i}")
+        x = conv(x)                                                     # (1, T_i, O)
+        conv.set_weights([w.transpose(2, 1, 0), b] if batchnorm else [w.transpose(2, 1, 0)])
+        if not batchnorm:
+            ln = block.norm.norm
+            x = _written_layernorm(x, ln.weight.detach().numpy(), ln.bias.detach().numpy(),
+                                   float(ln.eps))
+            prelu = keras.layers.PReLU(shared_axes=[1], name=f"prelu{i}")
+            x = prelu(x)
+            prelu.set_weights([block.act.weight.detach().numpy().reshape(1, -1)])
+    out = keras.layers.GlobalAveragePooling1D(name="latent")(x)         # (1, D)
+    return keras.Model(inp, out, name=name)
+
+
+def keras_phone(phone: Any, *, n_modalities: int, latent_dim: int) -> Any:
+    """Keras twin of PhoneModel: (latents (1, M, D), present (1, M)) -> logits (1, K)."""
+    import keras
+    from keras import ops
+
+    lat = keras.Input(shape=(n_modalities, latent_dim), batch_size=1, name="latents")
+    pres = keras.Input(shape=(n_modalities,), batch_size=1, name="present")
+    x = ops.multiply(lat, ops.expand_dims(pres, -1))                   # (1, M, D)
+    x = ops.reshape(x, (1, n_modalities * latent_dim))                 # (1, M * D)
+    linears = [m for m in phone.aggregator.mlp if hasattr(m, "weight")]
+    for i, lin in enumerate(linears):
+        dense = keras.layers.Dense(lin.out_features, activation="relu" if i < 2 else None,
+                                   name=f"agg{i}")
+        x = dense(x)
+        dense.set_weights([lin.weight.detach().numpy().T, lin.bias.detach().numpy()])
+    ln = phone.aggregator.norm
+    x = _written_layernorm(x, ln.weight.detach().numpy(), ln.bias.detach().numpy(), float(ln.eps))
+    heads = [m for m in phone.head.net if hasattr(m, "weight")]
+    for i, lin in enumerate(heads):
+        dense = keras.layers.Dense(lin.out_features, activation="relu" if i == 0 else None,
+                                   name=f"head{i}")
+        x = dense(x)
+        dense.set_weights([lin.weight.detach().numpy().T, lin.bias.detach().numpy()])
+    return keras.Model([lat, pres], x, name="phone")

@@ -1,0 +1,153 @@
+"""Keras twin -> TFLite float32 and full-int8 (per-channel, int8 I/O, TFLITE_BUILTINS_INT8).
+
+The representative dataset is the modality's own normalized training windows, channels-last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from crossl_edge.errors import CheckFailed, DataError
+
+log = logging.getLogger(__name__)
+
+MIN_CALIBRATION = 4
+
+
+def import_tf() -> Any:
+    """Import TensorFlow quietly (logs off, oneDNN off so numerics match across machines)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    return tf
+
+
+def check_calibration(windows: np.ndarray, *, name: str,
+                      minimum: int = MIN_CALIBRATION) -> np.ndarray:
+    """Validate calibration windows (N, C, T): enough of them, all finite; returns float32."""
+    x = np.asarray(windows, np.float32)
+    if x.ndim != 3 or x.shape[0] < minimum:
+        raise DataError(f"modality {name!r} has {x.shape[0] if x.ndim == 3 else 0} calibration "
+                        f"window(s), at least {minimum} are needed; use more training data or "
+                        "a larger --calibration-windows.")
+    if not np.isfinite(x).all():
+        raise DataError(f"modality {name!r} calibration windows contain NaN or inf; clean the "
+                        "training data first.")
+    return x
+
+
+def _concrete(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
+    tf = import_tf()
+    sig = [tf.TensorSpec(shape, tf.float32, name=n) for n, shape in specs]
+
+    @tf.function(input_signature=sig, autograph=False)
+    def serve(*xs: Any) -> Any:
+        return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(serve.get_concrete_function())
+
+
+def converter_for(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
+    """A TFLiteConverter over ``model`` (weights frozen) with fixed-shape float inputs ``specs``."""
+    tf = import_tf()
+    return tf.lite.TFLiteConverter.from_concrete_functions([_concrete(model, specs)])
+
+
+def representative(windows_nct: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Representative dataset: one (1, T, C) float32 sample per window, in a fixed order."""
+    def gen() -> Iterator[list[np.ndarray]]:
+        for w in windows_nct:
+            yield [np.ascontiguousarray(w.T[None], np.float32)]
+    return gen
+
+
+def int8_converter(model: Any, *, window: int, channels: int, calibration: np.ndarray) -> Any:
+    """The configured full-int8 converter (exposed for the QuantizationDebugger)."""
+    tf = import_tf()
+    conv = converter_for(model, [("window", (1, window, channels))])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative(calibration)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv
+
+
+def _convert(conv: Any, what: str) -> bytes:
+    try:
+        return bytes(conv.convert())
+    except Exception as e:  # noqa: BLE001 - the converter raises many internal types
+        raise CheckFailed(f"TFLite conversion of {what} failed ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); report this model.") from e
+
+
+def encoder_tflite(model: Any, *, window: int, channels: int) -> bytes:
+    """Float32 TFLite of a Keras encoder twin, input (1, T, C)."""
+    return _convert(converter_for(model, [("window", (1, window, channels))]), "a float encoder")
+
+
+def encoder_tflite_int8(model: Any, *, window: int, channels: int,
+                        calibration: np.ndarray) -> bytes:
+    """Full-int8 TFLite of a Keras encoder twin, calibrated on normalized windows (N, C, T)."""
+    conv = int8_converter(model, window=window, channels=channels, calibration=calibration)
+    return _convert(conv, "an int8 encoder")
+
+
+def phone_tflite(model: Any, *, n_modalities: int, latent_dim: int) -> bytes:
+    """Float32 TFLite of the phone model twin: inputs latents (1, M, D), present (1, M)."""
+    conv = converter_for(model, [("latents", (1, n_modalities, latent_dim)),
+                                 ("present", (1, n_modalities))])
+    return _convert(conv, "the phone model")
+
+
+def builtin_ops(tflite_bytes: bytes) -> list[str]:
+    """Sorted builtin op names used by a .tflite flatbuffer (custom ops as CUSTOM:name)."""
+    import tflite
+
+    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    ops = set()
+    for i in range(m.OperatorCodesLength()):
+        oc = m.OperatorCodes(i)
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        if code == tflite.BuiltinOperator.CUSTOM:
+            ops.add(f"CUSTOM:{oc.CustomCode().decode()}")
+        else:
+            ops.add(names.get(code, str(code)))
+    return sorted(ops)
+
+
+def op_count(tflite_bytes: bytes) -> int:
+    """Number of operators in subgraph 0."""
+    import tflite
+
+    return int(tflite.Model.GetRootAsModel(tflite_bytes, 0).Subgraphs(0).OperatorsLength())
+
+
+def float_tensor_ops(tflite_bytes: bytes) -> list[str]:
+    """Ops of an int8 model that compute in float (DEQUANTIZE islands etc.): should be empty."""
+    import tflite
+
+    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
+    g = m.Subgraphs(0)
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    bad = []
+    for i in range(g.OperatorsLength()):
+        op = g.Operators(i)
+        oc = m.OperatorCodes(op.OpcodeIndex())
+        name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
+        outs = [g.Tensors(op.Outputs(j)).Type() for j in range(op.OutputsLength())]
+        if any(t == tflite.TensorType.FLOAT32 for t in outs) or name == "DEQUANTIZE":
+            bad.append(name)
+    return bad

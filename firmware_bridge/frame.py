@@ -1,0 +1,313 @@
+"""Latent frame format v1: the one field definition and the Python codec (stdlib + numpy only).
+
+`frame_c.py` (C99 header) and `frame_doc.py` (FRAME_FORMAT.md) are generated from the tables here.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import operator
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+FORMAT_VERSION: Final[int] = 1
+MAGIC: Final[bytes] = b"CL"
+CRC32_POLY_REFLECTED: Final[int] = 0xEDB88320  # CRC-32/ISO-HDLC, the one zlib.crc32 computes
+FLAGS_CRITICAL_MASK: Final[int] = 0xF0  # bits 4-7: a decoder must understand them or reject
+FLAGS_ANCILLARY_MASK: Final[int] = 0x0F  # bits 0-3: a decoder ignores the ones it does not know
+MAX_LATENT_LENGTH: Final[int] = 0xFFFF
+
+
+@dataclass(frozen=True)
+class Field:
+    """One little-endian header field; `fmt` is its struct code, `const` a fixed value."""
+
+    name: str
+    fmt: str
+    doc: str
+    const: int | bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize("<" + self.fmt)
+
+
+FIELDS: Final[tuple[Field, ...]] = (
+    Field("magic", "2s", 'ASCII "CL"; identifies a crossl latent frame.', const=MAGIC),
+    Field("version", "B", "Frame format version; this document describes 1.", const=FORMAT_VERSION),
+    Field("modality_id", "B", "Modality `id` from the bundle manifest's `modalities` list."),
+    Field("dtype", "B", "Element type of the latent (see the dtype table)."),
+    Field("flags", "B", "Bits 0-3 ancillary, bits 4-7 critical; all reserved (0) in v1."),
+    Field("length", "H", "Latent length in elements (1..65535), not bytes."),
+    Field("seq", "I", "Window sequence number; wraps modulo 2^32; gaps mean lost windows."),
+    Field("timestamp_us", "Q", "Node clock at the window's end, microseconds (monotonic)."),
+    Field("fingerprint", "I", "32 bits of the bundle manifest's `fingerprint` (fingerprint32)."),
+)
+TRAILER_FIELDS: Final[tuple[Field, ...]] = (
+    Field("crc32", "I", "CRC-32 (IEEE, = zlib.crc32) of every byte before it."),
+)
+OFFSETS: Final[dict[str, int]] = {}
+_off = 0
+for _f in FIELDS:
+    OFFSETS[_f.name] = _off
+    _off += _f.size
+HEADER_SIZE: Final[int] = _off
+TRAILER_SIZE: Final[int] = sum(f.size for f in TRAILER_FIELDS)
+OVERHEAD: Final[int] = HEADER_SIZE + TRAILER_SIZE
+_HEADER = struct.Struct("<" + "".join(f.fmt for f in FIELDS))
+_CRC = struct.Struct("<I")
+assert _HEADER.size == HEADER_SIZE == 24 and OVERHEAD == 28
+
+
+class LatentDType(enum.IntEnum):
+    """Wire code of the latent element type."""
+
+    INT8 = 0
+    INT16 = 1
+    FLOAT32 = 2
+
+    @property
+    def wire(self) -> np.dtype:
+        """Little-endian numpy dtype of the elements on the wire."""
+        return np.dtype(_DTYPE_WIRE[self])
+
+    @property
+    def itemsize(self) -> int:
+        return self.wire.itemsize
+
+    @classmethod
+    def parse(cls, value: Any) -> LatentDType:
+        """Accept a LatentDType, its wire code, its name ("int8") or a numpy dtype."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value.upper() in cls.__members__:
+            return cls[value.upper()]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            try:
+                return cls(int(value))
+            except ValueError:
+                pass
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            dt = None
+        for member in cls:
+            if dt is not None and (dt.kind, dt.itemsize) == (member.wire.kind, member.itemsize):
+                return member
+        raise FrameError(FrameErrorReason.BAD_DTYPE, f"unsupported latent dtype {value!r}; "
+                         f"use one of {', '.join(m.name.lower() for m in cls)}")
+
+
+_DTYPE_WIRE: Final[dict[int, str]] = {0: "<i1", 1: "<i2", 2: "<f4"}
+DTYPE_DOCS: Final[dict[LatentDType, str]] = {
+    LatentDType.INT8: "int8, as a full-int8 encoder emits it (scale/zero point: manifest)",
+    LatentDType.INT16: "int16 latent (16x8 quantized encoders)",
+    LatentDType.FLOAT32: "IEEE-754 binary32 latent (float encoders, debugging)",
+}
+
+
+class FrameErrorReason(enum.IntEnum):
+    """Why a frame was rejected; the value is the C status code (CROSSL_FRAME_ERR_*)."""
+
+    TRUNCATED = -1
+    BAD_MAGIC = -2
+    UNKNOWN_VERSION = -3
+    BAD_DTYPE = -4
+    LENGTH_MISMATCH = -5
+    BAD_CRC = -6
+    BAD_FLAGS = -7
+    BUFFER_TOO_SMALL = -8
+    INVALID_ARGUMENT = -9
+    BAD_COBS = -10
+
+
+REASON_DOCS: Final[dict[FrameErrorReason, str]] = {
+    FrameErrorReason.TRUNCATED: "fewer bytes than the header or the declared latent needs",
+    FrameErrorReason.BAD_MAGIC: 'first two bytes are not "CL"',
+    FrameErrorReason.UNKNOWN_VERSION: "version byte is not one this decoder implements",
+    FrameErrorReason.BAD_DTYPE: "dtype code is not in the dtype table",
+    FrameErrorReason.LENGTH_MISMATCH: "declared length is 0, or bytes follow the CRC",
+    FrameErrorReason.BAD_CRC: "CRC-32 does not match (corruption)",
+    FrameErrorReason.BAD_FLAGS: "a critical flag bit (4-7) is set that this decoder does not know",
+    FrameErrorReason.BUFFER_TOO_SMALL: "(encoders, C) output buffer too small",
+    FrameErrorReason.INVALID_ARGUMENT: "(encoders) a field is out of range, or a NULL pointer (C)",
+    FrameErrorReason.BAD_COBS: "(serial) COBS packet malformed",
+}
+# The order in which a decoder checks a buffer; the first failing check names the reason.
+DECODE_CHECKS: Final[tuple[tuple[FrameErrorReason, str], ...]] = (
+    (FrameErrorReason.TRUNCATED, f"buffer shorter than OVERHEAD ({OVERHEAD} bytes)"),
+    (FrameErrorReason.BAD_MAGIC, 'bytes 0-1 differ from "CL"'),
+    (FrameErrorReason.UNKNOWN_VERSION, f"byte 2 differs from {FORMAT_VERSION}"),
+    (FrameErrorReason.BAD_DTYPE, "dtype not in the dtype table"),
+    (FrameErrorReason.LENGTH_MISMATCH, "length field is 0"),
+    (FrameErrorReason.TRUNCATED, "buffer shorter than OVERHEAD + length * itemsize"),
+    (FrameErrorReason.LENGTH_MISMATCH, "buffer longer than OVERHEAD + length * itemsize"),
+    (FrameErrorReason.BAD_CRC, "CRC-32 of bytes [0, size-4) differs from the last 4 bytes"),
+    (FrameErrorReason.BAD_FLAGS, "flags & 0xF0 has a bit this decoder does not know (all, in v1)"),
+)
+
+
+class FrameError(ValueError):
+    """A frame could not be encoded or decoded; `.reason` says why, the message says what."""
+
+    def __init__(self, reason: FrameErrorReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _field_range(fmt: str) -> int:
+    return (1 << (8 * struct.calcsize("<" + fmt))) - 1
+
+
+def _check_int(name: str, value: Any, hi: int) -> int:
+    if isinstance(value, bool):
+        raise FrameError(FrameErrorReason.INVALID_ARGUMENT, f"{name} must be an integer, not bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                         f"{name} must be an integer, got {type(value).__name__}") from None
+    if not 0 <= v <= hi:
+        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                         f"{name}={v} out of range: it must fit 0..{hi}")
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class LatentFrame:
+    """One window's latent vector from one modality; `latent` is a read-only 1-D array."""
+
+    modality_id: int
+    seq: int
+    timestamp_us: int
+    fingerprint: int
+    dtype: LatentDType
+    latent: np.ndarray
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        for f in FIELDS:
+            if f.const is None and f.name not in ("dtype", "length"):
+                object.__setattr__(self, f.name,
+                                   _check_int(f.name, getattr(self, f.name), _field_range(f.fmt)))
+        if self.flags & FLAGS_CRITICAL_MASK:
+            raise FrameError(FrameErrorReason.BAD_FLAGS, f"flags=0x{self.flags:02x}: critical "
+                             f"bits (mask 0x{FLAGS_CRITICAL_MASK:02x}) are undefined in v1")
+        dtype = LatentDType.parse(self.dtype)
+        arr = np.asarray(self.latent)
+        if arr.ndim != 1:
+            raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                             f"latent must be 1-D, got shape {arr.shape}")
+        if not 1 <= arr.size <= MAX_LATENT_LENGTH:
+            raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                             f"latent has {arr.size} elements; a frame holds "
+                             f"1..{MAX_LATENT_LENGTH}")
+        if (arr.dtype.kind, arr.dtype.itemsize) != (dtype.wire.kind, dtype.itemsize):
+            raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                             f"latent dtype {arr.dtype} does not match dtype "
+                             f"{dtype.name.lower()}; cast (or quantize) it explicitly")
+        arr = arr.astype(dtype.wire.newbyteorder("="), copy=True)
+        arr.flags.writeable = False
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "latent", arr)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.modality_id, self.seq, self.timestamp_us, self.fingerprint, self.dtype,
+                self.flags, self.latent.tobytes())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatentFrame):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+def frame_size(n: int, dtype: LatentDType | str | int = LatentDType.INT8) -> int:
+    """Bytes of a v1 frame holding `n` latent elements of `dtype`."""
+    n = _check_int("n", n, MAX_LATENT_LENGTH)
+    return OVERHEAD + n * LatentDType.parse(dtype).itemsize
+
+
+def encode_frame(frame: LatentFrame) -> bytes:
+    """Serialize `frame` (validated on construction) to v1 wire bytes, CRC included."""
+    if not isinstance(frame, LatentFrame):
+        raise TypeError(f"encode_frame expects a LatentFrame, got {type(frame).__name__}")
+    values = {f.name: f.const for f in FIELDS if f.const is not None}
+    values.update(modality_id=frame.modality_id, dtype=int(frame.dtype), flags=frame.flags,
+                  length=int(frame.latent.size), seq=frame.seq,
+                  timestamp_us=frame.timestamp_us, fingerprint=frame.fingerprint)
+    body = _HEADER.pack(*(values[f.name] for f in FIELDS)) + frame.latent.astype(
+        frame.dtype.wire, copy=False).tobytes()
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode_frame(buf: bytes | bytearray | memoryview) -> LatentFrame:
+    """Parse one v1 frame (exactly one, nothing after it); raise FrameError with a reason."""
+    data = bytes(buf)
+    n = len(data)
+    if n < OVERHEAD:
+        raise FrameError(FrameErrorReason.TRUNCATED,
+                         f"{n} bytes: a v1 frame has at least {OVERHEAD}")
+    if data[:len(MAGIC)] != MAGIC:
+        raise FrameError(FrameErrorReason.BAD_MAGIC,
+                         f"magic {data[:2]!r} is not {MAGIC!r}: not a crossl latent frame")
+    version = data[OFFSETS["version"]]
+    if version != FORMAT_VERSION:
+        raise FrameError(FrameErrorReason.UNKNOWN_VERSION,
+                         f"frame format version {version}; this decoder understands "
+                         f"{FORMAT_VERSION} (update the phone app or the node firmware)")
+    h = dict(zip((f.name for f in FIELDS), _HEADER.unpack_from(data), strict=True))
+    try:
+        dtype = LatentDType(h["dtype"])
+    except ValueError:
+        raise FrameError(FrameErrorReason.BAD_DTYPE, f"unknown dtype code {h['dtype']}") from None
+    count = h["length"]
+    if count == 0:
+        raise FrameError(FrameErrorReason.LENGTH_MISMATCH, "declared latent length is 0")
+    need = OVERHEAD + count * dtype.itemsize
+    if n < need:
+        raise FrameError(FrameErrorReason.TRUNCATED,
+                         f"{n} bytes, but {count} x {dtype.name.lower()} needs {need}")
+    if n > need:
+        raise FrameError(FrameErrorReason.LENGTH_MISMATCH,
+                         f"{n} bytes, but {count} x {dtype.name.lower()} makes {need}: "
+                         f"{n - need} trailing bytes")
+    (crc,) = _CRC.unpack_from(data, n - TRAILER_SIZE)
+    actual = zlib.crc32(memoryview(data)[: n - TRAILER_SIZE])
+    if crc != actual:
+        raise FrameError(FrameErrorReason.BAD_CRC,
+                         f"CRC-32 0x{crc:08x} in frame, 0x{actual:08x} computed: corrupted")
+    if h["flags"] & FLAGS_CRITICAL_MASK:
+        raise FrameError(FrameErrorReason.BAD_FLAGS,
+                         f"flags=0x{h['flags']:02x} sets critical bits unknown to v1")
+    latent = np.frombuffer(data, dtype=dtype.wire, count=count, offset=HEADER_SIZE)
+    return LatentFrame(modality_id=h["modality_id"], seq=h["seq"],
+                       timestamp_us=h["timestamp_us"], fingerprint=h["fingerprint"],
+                       dtype=dtype, latent=latent, flags=h["flags"])
+
+
+def fingerprint32(fingerprint: str | int) -> int:
+    """The u32 a frame carries for a manifest `fingerprint`: an int as is (must fit u32), or
+    the first 8 hex digits of a hex digest read big-endian ("sha256:" style prefixes allowed)."""
+    if isinstance(fingerprint, str):
+        digest = fingerprint.rsplit(":", 1)[-1].strip().lower()[:8]
+        if len(digest) == 8 and all(c in "0123456789abcdef" for c in digest):
+            return int(digest, 16)
+        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
+                         f"fingerprint {fingerprint!r} is not a hex digest of >= 8 digits")
+    return _check_int("fingerprint", fingerprint, 0xFFFFFFFF)
+
+
+def definition_digest() -> str:
+    """Short sha256 of the definition tables: generated files carry it as provenance."""
+    text = repr((FORMAT_VERSION, MAGIC, FIELDS, TRAILER_FIELDS, sorted(_DTYPE_WIRE.items()),
+                 [(r.name, r.value) for r in FrameErrorReason], FLAGS_CRITICAL_MASK,
+                 CRC32_POLY_REFLECTED))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: the Cortex-M cross-compiler (firmware_bridge) and qemu for Cortex-M.
+# Skips quietly when they are present, or when apt-get is not usable (the tests then skip those checks).
+set -euo pipefail
+need=()
+command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+[ ${#need[@]} -eq 0 ] && exit 0
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "note: install ${need[*]} to run the cross-compilation tests (they are skipped without them)" >&2
+fi

@@ -1,4 +1,4 @@
-"""Atomic writes: write to a temporary sibling, fsync, then rename, so a crash leaves no half file."""
+"""Atomic writes: write a temporary sibling, fsync, then rename; a crash leaves no half file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo pipeline on the default dataset: each stage calls the same library function as its verb."""
+"""The demo pipeline on the default dataset: each stage calls the library function of its verb."""
 
 from __future__ import annotations
 
@@ -40,12 +40,17 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     epochs = {"pretrain_epochs": 3, "epochs": 5} if cfg.quick else {}
     t0 = time.perf_counter()
     say(f"[1/5] training CroSSL ({cfg.encoder} encoder, mode fine) on BasicMotions ...")
-    res = train_run(TrainConfig(encoder=cfg.encoder, seed=cfg.seed, **epochs), out / "run",
-                    overwrite=True)
-    summary["train"] = {"run": str(res.run_dir), "seconds": round(time.perf_counter() - t0, 1),
-                        "metrics": {"+".join(s_["present"]):
-                                    {"accuracy": s_["accuracy"], "macro_f1": s_["macro_f1"]}
-                                    for s_ in res.metrics["subsets"]}}
+    res = train_run(
+        TrainConfig(encoder=cfg.encoder, seed=cfg.seed, **epochs), out / "run", overwrite=True
+    )
+    summary["train"] = {
+        "run": str(res.run_dir),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "metrics": {
+            "+".join(s_["present"]): {"accuracy": s_["accuracy"], "macro_f1": s_["macro_f1"]}
+            for s_ in res.metrics["subsets"]
+        },
+    }
     say(format_table(res.metrics))
     if _stage_available("export.bundle"):
         summary.update(_export_stages(res.run_dir, out, say))

@@ -1,4 +1,4 @@
-"""Errors a user can cause, each carrying the CLI exit code and one sentence that says what to do."""
+"""Errors a user can cause, each with the CLI exit code and one sentence that says what to do."""
 
 from __future__ import annotations
 

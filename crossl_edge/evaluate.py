@@ -16,7 +16,7 @@ def latents_of(model: CroSSL, windows: Windows, *, batch_size: int = 256) -> np.
     model = model.eval().cpu()
     out = []
     for s in range(0, len(windows), batch_size):
-        inputs = {n: torch.from_numpy(x[s:s + batch_size]) for n, x in windows.data.items()}
+        inputs = {n: torch.from_numpy(x[s : s + batch_size]) for n, x in windows.data.items()}
         out.append(model.encode(inputs).numpy())
     return np.concatenate(out, axis=0)
 
@@ -37,8 +37,9 @@ def evaluate(model: CroSSL, windows: Windows) -> dict[str, object]:
     """Metrics on normalized ``windows``: all modalities, and each subset (absent ones zeroed)."""
     preds = predict_subsets(model, windows)
     n_classes = len(windows.classes)
-    subsets = [{"present": list(s), **scores(windows.labels, p, n_classes)}
-               for s, p in preds.items()]
+    subsets = [
+        {"present": list(s), **scores(windows.labels, p, n_classes)} for s, p in preds.items()
+    ]
     return {"classes": list(windows.classes), "all": subsets[0], "subsets": subsets}
 
 

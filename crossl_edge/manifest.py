@@ -47,27 +47,29 @@ class ModalityEntry:
     window: int
     sample_rate_hz: float
     normalization: dict[str, list[float]]
-    layout: str                                   # layout of the TFLite input, e.g. "NWC"
+    layout: str  # layout of the TFLite input, e.g. "NWC"
     artifacts: dict[str, str]
     sha256: dict[str, str]
     input_quant: QParams
     latent_quant: QParams
     onnx_layout: str = "NCW"
-    stats: dict[str, Any] = field(default_factory=dict)   # params, MACs, sizes, arena...
+    stats: dict[str, Any] = field(default_factory=dict)  # params, MACs, sizes, arena...
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """Raw window (C, T) in sensor units -> normalized float32 (C, T)."""
         raw = np.asarray(raw, np.float32)
         if raw.shape != (len(self.channels), self.window):
-            raise UsageError(f"modality {self.name!r} expects a window of shape "
-                             f"({len(self.channels)}, {self.window}), got {raw.shape}.")
+            raise UsageError(
+                f"modality {self.name!r} expects a window of shape "
+                f"({len(self.channels)}, {self.window}), got {raw.shape}."
+            )
         mean = np.asarray(self.normalization["mean"], np.float32)[:, None]
         std = np.asarray(self.normalization["std"], np.float32)[:, None]
         return (raw - mean) / std
 
     def tflite_input(self, raw: np.ndarray, *, int8: bool) -> np.ndarray:
         """Raw (C, T) -> the TFLite encoder's input (1, T, C), quantized when ``int8``."""
-        x = self.normalize(raw).T[None]               # (1, T, C) channels-last
+        x = self.normalize(raw).T[None]  # (1, T, C) channels-last
         return self.input_quant.quantize(x) if int8 else x.astype(np.float32)
 
     def onnx_input(self, raw: np.ndarray) -> np.ndarray:
@@ -130,39 +132,77 @@ def to_json(m: Manifest) -> dict[str, Any]:
         d = asdict(e)
         d["quantization"] = {"input": d.pop("input_quant"), "latent": d.pop("latent_quant")}
         mods.append(d)
-    return {"format": BUNDLE_FORMAT, "format_version": m.format_version,
-            "toolkit_version": m.toolkit_version, "classes": m.classes,
-            "latent_dim": m.latent_dim, "fingerprint": m.fingerprint,
-            "fingerprint_hex": f"{m.fingerprint:08x}", "modalities": mods,
-            "aggregator": asdict(m.aggregator), **m.extra}
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": m.format_version,
+        "toolkit_version": m.toolkit_version,
+        "classes": m.classes,
+        "latent_dim": m.latent_dim,
+        "fingerprint": m.fingerprint,
+        "fingerprint_hex": f"{m.fingerprint:08x}",
+        "modalities": mods,
+        "aggregator": asdict(m.aggregator),
+        **m.extra,
+    }
 
 
 def from_json(obj: dict[str, Any], root: Path) -> Manifest:
     """Parse a manifest object; a malformed one raises UsageError naming the bad field."""
     if obj.get("format") != BUNDLE_FORMAT:
-        raise UsageError(f"{root} is not a crossl-edge bundle (manifest format "
-                         f"{obj.get('format')!r}).")
+        raise UsageError(
+            f"{root} is not a crossl-edge bundle (manifest format {obj.get('format')!r})."
+        )
     if obj.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise UsageError(f"bundle format {obj.get('format_version')} is not supported (this toolkit "
-                         f"reads {BUNDLE_FORMAT_VERSION}); re-export it with this version.")
+        raise UsageError(
+            f"bundle format {obj.get('format_version')} is not supported (this toolkit "
+            f"reads {BUNDLE_FORMAT_VERSION}); re-export it with this version."
+        )
     try:
-        mods = [ModalityEntry(
-            name=d["name"], id=int(d["id"]), channels=list(d["channels"]), window=int(d["window"]),
-            sample_rate_hz=float(d["sample_rate_hz"]), normalization=d["normalization"],
-            layout=d["layout"], artifacts=dict(d["artifacts"]), sha256=dict(d["sha256"]),
-            input_quant=QParams(**d["quantization"]["input"]),
-            latent_quant=QParams(**d["quantization"]["latent"]),
-            onnx_layout=d.get("onnx_layout", "NCW"), stats=d.get("stats", {}))
-            for d in obj["modalities"]]
+        mods = [
+            ModalityEntry(
+                name=d["name"],
+                id=int(d["id"]),
+                channels=list(d["channels"]),
+                window=int(d["window"]),
+                sample_rate_hz=float(d["sample_rate_hz"]),
+                normalization=d["normalization"],
+                layout=d["layout"],
+                artifacts=dict(d["artifacts"]),
+                sha256=dict(d["sha256"]),
+                input_quant=QParams(**d["quantization"]["input"]),
+                latent_quant=QParams(**d["quantization"]["latent"]),
+                onnx_layout=d.get("onnx_layout", "NCW"),
+                stats=d.get("stats", {}),
+            )
+            for d in obj["modalities"]
+        ]
         agg = AggregatorEntry(**obj["aggregator"])
-        known = {"format", "format_version", "toolkit_version", "classes", "latent_dim",
-                 "fingerprint", "fingerprint_hex", "modalities", "aggregator"}
-        return Manifest(root, int(obj["format_version"]), str(obj["toolkit_version"]),
-                        list(obj["classes"]), int(obj["latent_dim"]), int(obj["fingerprint"]),
-                        mods, agg, {k: v for k, v in obj.items() if k not in known})
+        known = {
+            "format",
+            "format_version",
+            "toolkit_version",
+            "classes",
+            "latent_dim",
+            "fingerprint",
+            "fingerprint_hex",
+            "modalities",
+            "aggregator",
+        }
+        return Manifest(
+            root,
+            int(obj["format_version"]),
+            str(obj["toolkit_version"]),
+            list(obj["classes"]),
+            int(obj["latent_dim"]),
+            int(obj["fingerprint"]),
+            mods,
+            agg,
+            {k: v for k, v in obj.items() if k not in known},
+        )
     except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{root / MANIFEST} is malformed ({type(e).__name__}: {e}); "
-                         "re-export the bundle.") from e
+        raise UsageError(
+            f"{root / MANIFEST} is malformed ({type(e).__name__}: {e}); re-export the bundle."
+        ) from e
 
 
 def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
@@ -170,8 +210,10 @@ def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
     root = Path(bundle)
     f = root / MANIFEST
     if not f.is_file():
-        raise UsageError(f"{root} is not a bundle (no {MANIFEST}); create one with "
-                         "`crossl-edge export RUN --out BUNDLE`.")
+        raise UsageError(
+            f"{root} is not a bundle (no {MANIFEST}); create one with "
+            "`crossl-edge export RUN --out BUNDLE`."
+        )
     try:
         obj = json.loads(f.read_text())
     except ValueError as e:
@@ -184,13 +226,16 @@ def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
 
 def verify_hashes(m: Manifest) -> None:
     """Fail (exit 1) if an artifact is missing or its bytes differ from the manifest's sha256."""
-    entries = [(e.artifacts, e.sha256) for e in m.modalities] + \
-        [(m.aggregator.artifacts, m.aggregator.sha256)]
+    entries = [(e.artifacts, e.sha256) for e in m.modalities] + [
+        (m.aggregator.artifacts, m.aggregator.sha256)
+    ]
     for artifacts, hashes in entries:
         for kind, rel in artifacts.items():
             p = m.path(rel)
             if not p.is_file():
                 raise CheckFailed(f"bundle file {rel} is missing; re-export the bundle.")
             if file_sha256(p) != hashes.get(kind):
-                raise CheckFailed(f"bundle file {rel} does not match its sha256 in the manifest "
-                                  "(corrupt or edited); re-export the bundle.")
+                raise CheckFailed(
+                    f"bundle file {rel} does not match its sha256 in the manifest "
+                    "(corrupt or edited); re-export the bundle."
+                )

@@ -28,8 +28,12 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, 
         "n": int(cm.sum()),
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
         "macro_f1": float(f1[active].mean()) if active.any() else 0.0,
-        "per_class": {"precision": precision.tolist(), "recall": recall.tolist(),
-                      "f1": f1.tolist(), "support": true_pos.astype(int).tolist()},
+        "per_class": {
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "f1": f1.tolist(),
+            "support": true_pos.astype(int).tolist(),
+        },
         "confusion": cm.tolist(),
     }
 

@@ -30,8 +30,10 @@ class RunInfo:
 
     @property
     def modalities(self) -> tuple[ModalitySpec, ...]:
-        return tuple(ModalitySpec(m["name"], tuple(m["channels"]), float(m["sample_rate_hz"]))
-                     for m in self.meta["modalities"])
+        return tuple(
+            ModalitySpec(m["name"], tuple(m["channels"]), float(m["sample_rate_hz"]))
+            for m in self.meta["modalities"]
+        )
 
     @property
     def windows(self) -> dict[str, int]:
@@ -46,17 +48,35 @@ class RunInfo:
         return Normalizer.from_json(self.meta["normalization"])
 
 
-def run_meta(*, dataset: Dataset, normalizer: Normalizer, train_cfg: dict[str, Any],
-             model_cfg: dict[str, Any], status: str) -> dict[str, Any]:
+def run_meta(
+    *,
+    dataset: Dataset,
+    normalizer: Normalizer,
+    train_cfg: dict[str, Any],
+    model_cfg: dict[str, Any],
+    status: str,
+) -> dict[str, Any]:
     """The content of run.json for a run on ``dataset``."""
     w = dataset.train
     return {
-        "format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "toolkit_version": __version__,
-        "status": status, "dataset": dataset.name, "classes": list(w.classes),
-        "modalities": [{"name": m.name, "channels": list(m.channels),
-                        "sample_rate_hz": m.sample_rate_hz, "window": int(w.data[m.name].shape[2])}
-                       for m in w.modalities],
-        "normalization": normalizer.to_json(), "train": train_cfg, "model": model_cfg,
+        "format": RUN_FORMAT,
+        "format_version": RUN_FORMAT_VERSION,
+        "toolkit_version": __version__,
+        "status": status,
+        "dataset": dataset.name,
+        "classes": list(w.classes),
+        "modalities": [
+            {
+                "name": m.name,
+                "channels": list(m.channels),
+                "sample_rate_hz": m.sample_rate_hz,
+                "window": int(w.data[m.name].shape[2]),
+            }
+            for m in w.modalities
+        ],
+        "normalization": normalizer.to_json(),
+        "train": train_cfg,
+        "model": model_cfg,
     }
 
 
@@ -65,8 +85,10 @@ def read_run(path: str | Path, *, require_complete: bool = True) -> RunInfo:
     path = Path(path)
     f = path / RUN_JSON
     if not f.is_file():
-        raise UsageError(f"{path} is not a run directory (no {RUN_JSON}); "
-                         "create one with `crossl-edge train --out DIR`.")
+        raise UsageError(
+            f"{path} is not a run directory (no {RUN_JSON}); "
+            "create one with `crossl-edge train --out DIR`."
+        )
     try:
         meta = json.loads(f.read_text())
     except (OSError, ValueError) as e:
@@ -74,12 +96,16 @@ def read_run(path: str | Path, *, require_complete: bool = True) -> RunInfo:
     if meta.get("format") != RUN_FORMAT:
         raise UsageError(f"{path} is not a crossl-edge run directory.")
     if meta.get("format_version") != RUN_FORMAT_VERSION:
-        raise UsageError(f"{path} was written by run format {meta.get('format_version')}, this "
-                         f"toolkit reads {RUN_FORMAT_VERSION}; retrain with this version.")
+        raise UsageError(
+            f"{path} was written by run format {meta.get('format_version')}, this "
+            f"toolkit reads {RUN_FORMAT_VERSION}; retrain with this version."
+        )
     info = RunInfo(path, meta)
     if require_complete and info.status != "complete":
-        raise UsageError(f"{path} is an unfinished run ({info.status}); finish it with "
-                         "`crossl-edge train --resume` first.")
+        raise UsageError(
+            f"{path} is an unfinished run ({info.status}); finish it with "
+            "`crossl-edge train --resume` first."
+        )
     return info
 
 
@@ -103,8 +129,11 @@ def load_run_dataset(info: RunInfo, *, data: str | None = None) -> Dataset:
     from crossl_edge.data.registry import load_dataset
 
     train = info.meta["train"]
-    ds = load_dataset(info.meta["dataset"], path=data or train.get("data_path"),
-                      **(train.get("data_options") or {}))
+    ds = load_dataset(
+        info.meta["dataset"],
+        path=data or train.get("data_path"),
+        **(train.get("data_options") or {}),
+    )
     names = [m.name for m in info.modalities]
     missing = [n for n in names if n not in ds.train.names]
     if missing:

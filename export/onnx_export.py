@@ -27,9 +27,17 @@ def _quiet() -> Any:
     import warnings
 
     buf = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
-        warnings.simplefilter("ignore")
-        yield
+    noisy = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in noisy]
+    try:
+        for lg in noisy:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(noisy, levels, strict=True):
+            lg.setLevel(lv)
     if buf.getvalue():
         log.debug("%s", buf.getvalue())
 

@@ -5,8 +5,11 @@ The representative dataset is the modality's own normalized training windows, ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +29,7 @@ def import_tf() -> Any:
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
     return tf
 
 
@@ -84,9 +88,28 @@ def int8_converter(model: Any, *, window: int, channels: int, calibration: np.nd
     return conv
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send the converter's C++ chatter on fd 2 to the debug log instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            text = f.read().decode(errors="replace").strip()
+            if text:
+                log.debug("%s", text)
+
+
 def _convert(conv: Any, what: str) -> bytes:
     try:
-        return bytes(conv.convert())
+        with quiet_stderr():
+            return bytes(conv.convert())
     except Exception as e:  # noqa: BLE001 - the converter raises many internal types
         raise CheckFailed(f"TFLite conversion of {what} failed ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}); report this model.") from e

@@ -191,13 +191,7 @@ class LatentFrame:
     flags: int = 0
 
     def __post_init__(self) -> None:
-        for f in FIELDS:
-            if f.const is None and f.name not in ("dtype", "length"):
-                object.__setattr__(self, f.name,
-                                   _check_int(f.name, getattr(self, f.name), _field_range(f.fmt)))
-        if self.flags & FLAGS_CRITICAL_MASK:
-            raise FrameError(FrameErrorReason.BAD_FLAGS, f"flags=0x{self.flags:02x}: critical "
-                             f"bits (mask 0x{FLAGS_CRITICAL_MASK:02x}) are undefined in v1")
+        # Same order as crossl_frame_encode: dtype, latent length, field ranges, flags.
         dtype = LatentDType.parse(self.dtype)
         arr = np.asarray(self.latent)
         if arr.ndim != 1:
@@ -211,6 +205,13 @@ class LatentFrame:
             raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
                              f"latent dtype {arr.dtype} does not match dtype "
                              f"{dtype.name.lower()}; cast (or quantize) it explicitly")
+        for f in FIELDS:
+            if f.const is None and f.name not in ("dtype", "length"):
+                object.__setattr__(self, f.name,
+                                   _check_int(f.name, getattr(self, f.name), _field_range(f.fmt)))
+        if self.flags & FLAGS_CRITICAL_MASK:
+            raise FrameError(FrameErrorReason.BAD_FLAGS, f"flags=0x{self.flags:02x}: critical "
+                             f"bits (mask 0x{FLAGS_CRITICAL_MASK:02x}) are undefined in v1")
         arr = arr.astype(dtype.wire.newbyteorder("="), copy=True)
         arr.flags.writeable = False
         object.__setattr__(self, "dtype", dtype)

@@ -85,6 +85,7 @@ def test_pamap2_heart_rate_resampling_and_path_forms(pamap2_dir: Path) -> None:
     ds = load_dataset("pamap2", path=str(pamap2_dir / "Protocol"), heart_rate=True,
                       resample_hz=50, window=32, step=16)
     assert ds.train.names[-1] == "heart_rate" and ds.train.spec("heart_rate").sample_rate_hz == 50
+    assert ds.train.meta["dropped_nan_windows"] == 3  # NaN mapped back to raw time correctly
     assert ds.test.data["heart_rate"].shape == (24, 1, 32)
     assert ds.test.data["hand_acc"].shape == (24, 3, 32)
     hr = ds.test.data["heart_rate"][:, 0]  # interpolated across the file, so ramps at changes
@@ -116,8 +117,8 @@ def test_pamap2_file_errors(tmp_path: Path) -> None:
         load_dataset("pamap2", path=str(tmp_path / "nope"))
     with pytest.raises(DataError, match="no subject"):
         load_dataset("pamap2", path=str(tmp_path))
+    write_pamap2(tmp_path, {101: pamap2_rows([(1, 100)])})
     with pytest.raises(DataError, match="Optional"):
-        write_pamap2(tmp_path, {101: pamap2_rows([(1, 100)])})
         load_dataset("pamap2", path=str(tmp_path), include_optional=True, window=32, step=16)
     write_pamap2_file(tmp_path / "bad" / "subject101.dat", pamap2_rows([(1, 100)])[:, :53])
     with pytest.raises(DataError, match="has 53 columns, expected 54"):
@@ -193,6 +194,7 @@ ST_SIGNALS = [("EEG Fpz-Cz", 100), ("EEG Pz-Oz", 100), ("EOG horizontal", 100),
 def sleep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import datetime as dt
 
+    pytest.importorskip("pyedflib")
     root = tmp_path_factory.mktemp("sleep")
     sc, st = root / "sleep-cassette", root / "sleep-telemetry"
     write_psg(sc / "SC4001E0-PSG.edf", seconds=300)

@@ -51,7 +51,7 @@ def test_spatial_mask_masks_whole_latents_and_never_everything() -> None:
     g = torch.Generator().manual_seed(0)
     m = latent_mask(512, 3, 8, strategy="spatial", coverage=0.3, generator=g)
     assert m.shape == (512, 3, 8)
-    assert torch.all((m == m[:, :, :1]))                 # whole vectors at once
+    assert torch.all(m == m[:, :, :1])                 # whole vectors at once
     assert torch.all(m.amax(dim=(1, 2)) == 1)            # at least one modality kept
     kept = m[:, :, 0].mean().item()
     assert 0.3 < kept < 0.55                             # coverage plus the guard

@@ -1,4 +1,4 @@
-"""The `crossl-edge` click group; each verb lives in its own module and calls one library function."""
+"""The `crossl-edge` click group; each verb lives in its own module and calls one library call."""
 
 from __future__ import annotations
 

@@ -26,12 +26,19 @@ def progress(description: str, total: int | None, *, enabled: bool = True) -> It
     if not enabled:
         yield lambda *a, **k: None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=total, info="")
 
         def advance(n: int = 1, *, info: str = "", description: str | None = None) -> None:
             kw = {"description": description} if description else {}
             bar.update(task, advance=n, info=info, **kw)
+
         yield advance

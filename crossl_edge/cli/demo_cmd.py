@@ -10,10 +10,20 @@ from crossl_edge.cli.common import echo_json
 
 
 @click.command("demo")
-@click.option("--out", "out", default="demo-out", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
-@click.option("--encoder", default="edge", show_default=True,
-              help="Encoder to deploy: edge (int8-friendly) or crossl (the paper's).")
+@click.option(
+    "--out",
+    "out",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for every output.",
+)
+@click.option(
+    "--encoder",
+    default="edge",
+    show_default=True,
+    help="Encoder to deploy: edge (int8-friendly) or crossl (the paper's).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--quick", is_flag=True, help="Few epochs: a smoke run in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -24,20 +24,44 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command("train")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory to create (checkpoints, model.pt, metrics.json).")
-@click.option("--dataset", default="basicmotions", show_default=True,
-              help="basicmotions, pamap2, wesad, sleepedf, crossl-npz or npz.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory to create (checkpoints, model.pt, metrics.json).",
+)
+@click.option(
+    "--dataset",
+    default="basicmotions",
+    show_default=True,
+    help="basicmotions, pamap2, wesad, sleepedf, crossl-npz or npz.",
+)
 @click.option("--data", "data_path", default=None, help="Folder/file of the raw dataset.")
-@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
-              help="Loader option, e.g. window=256 or test_subjects='[\"105\"]' (repeatable).")
+@click.option(
+    "--data-option",
+    "data_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Loader option, e.g. window=256 or test_subjects='[\"105\"]' (repeatable).",
+)
 @click.option("--modalities", default=None, help="Comma-separated subset, e.g. acc,gyro.")
-@click.option("--mode", type=click.Choice(["ssl", "fine", "sup"]), default="fine",
-              show_default=True, help="ssl: frozen backbone; fine: fine-tune; sup: no pretraining.")
-@click.option("--encoder", default="crossl", show_default=True,
-              help="Encoder from the registry: crossl (paper) or edge (int8-friendly).")
-@click.option("--masking", type=click.Choice(["spatial", "random"]), default="spatial",
-              show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["ssl", "fine", "sup"]),
+    default="fine",
+    show_default=True,
+    help="ssl: frozen backbone; fine: fine-tune; sup: no pretraining.",
+)
+@click.option(
+    "--encoder",
+    default="crossl",
+    show_default=True,
+    help="Encoder from the registry: crossl (paper) or edge (int8-friendly).",
+)
+@click.option(
+    "--masking", type=click.Choice(["spatial", "random"]), default="spatial", show_default=True
+)
 @click.option("--coverage", default=0.9, show_default=True, help="Keep probability per latent.")
 @click.option("--pretrain-epochs", default=50, show_default=True)
 @click.option("--epochs", default=50, show_default=True, help="Downstream epochs.")
@@ -45,19 +69,36 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True, help="Downstream learning rate.")
 @click.option("--pretrain-lr", default=1e-3, show_default=True)
-@click.option("--label-fraction", default=1.0, show_default=True,
-              help="Fraction of labelled windows for the head (stratified, seeded).")
-@click.option("--modality-dropout", default=0.1, show_default=True,
-              help="Probability of dropping a modality per window during downstream training.")
+@click.option(
+    "--label-fraction",
+    default=1.0,
+    show_default=True,
+    help="Fraction of labelled windows for the head (stratified, seeded).",
+)
+@click.option(
+    "--modality-dropout",
+    default=0.1,
+    show_default=True,
+    help="Probability of dropping a modality per window during downstream training.",
+)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def train(out: Path, dataset: str, data_path: str | None, data_options: tuple[str, ...],
-          modalities: str | None, as_json: bool, resume: bool, overwrite: bool,
-          **kw: object) -> None:
+def train(
+    out: Path,
+    dataset: str,
+    data_path: str | None,
+    data_options: tuple[str, ...],
+    modalities: str | None,
+    as_json: bool,
+    resume: bool,
+    overwrite: bool,
+    **kw: object,
+) -> None:
     """Pretrain CroSSL and train the downstream head; evaluate on the test split.
 
     \b
@@ -69,14 +110,19 @@ def train(out: Path, dataset: str, data_path: str | None, data_options: tuple[st
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
 
-    cfg = TrainConfig(dataset=dataset, data_path=data_path,
-                      data_options=_parse_options(data_options),
-                      modalities=tuple(modalities.split(",")) if modalities else None,
-                      **kw)  # type: ignore[arg-type]
+    cfg = TrainConfig(
+        dataset=dataset,
+        data_path=data_path,
+        data_options=_parse_options(data_options),
+        modalities=tuple(modalities.split(",")) if modalities else None,
+        **kw,
+    )  # type: ignore[arg-type]
     total = cfg.epochs + (0 if cfg.mode == "sup" else cfg.pretrain_epochs)
     with progress("training", total, enabled=not as_json) as advance:
+
         def on_epoch(phase: str, epoch: int, logs: dict[str, float]) -> None:
             advance(1, description=phase, info=f"val {logs['val_loss']:.3f}")
+
         result = train_run(cfg, out, resume=resume, overwrite=overwrite, callbacks=[on_epoch])
     if as_json:
         echo_json(result.metrics)

@@ -1,4 +1,4 @@
-"""UEA BasicMotions (smartwatch acc + gyro, 4 classes), read from the installed sktime or aeon package."""
+"""UEA BasicMotions (smartwatch acc + gyro, 4 classes), read from the installed sktime or aeon."""
 
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ def find_files() -> tuple[Path, Path]:
         train, test = d / "BasicMotions_TRAIN.ts", d / "BasicMotions_TEST.ts"
         if train.is_file() and test.is_file():
             return train, test
-    raise UsageError("BasicMotions ships inside sktime; install it with "
-                     "`pip install --no-deps sktime==1.2.0` (or `pip install crossl-edge[data]`).")
+    raise UsageError(
+        "BasicMotions ships inside sktime; install it with "
+        "`pip install --no-deps sktime==1.2.0` (or `pip install crossl-edge[data]`)."
+    )
 
 
 def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an equal-length multivariate UEA ``.ts`` file into X (n, c, t) float32 and labels (n,)."""
+    """Read an equal-length multivariate UEA ``.ts`` file: X (n, c, t) float32 and labels (n,)."""
     xs: list[list[np.ndarray]] = []
     ys: list[str] = []
     in_data = False
@@ -57,10 +59,14 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             xs.append([np.asarray(d.split(","), dtype=np.float32) for d in dims])
         except ValueError as e:
-            raise DataError(f"{path}:{lineno}: malformed value ({e}); the .ts file is corrupt.") from e
+            raise DataError(
+                f"{path}:{lineno}: malformed value ({e}); the .ts file is corrupt."
+            ) from e
         ys.append(label)
     if not xs or len({tuple(len(d) for d in x) for x in xs}) != 1:
-        raise DataError(f"{path}: no data or unequal lengths; expected an equal-length UEA .ts file.")
+        raise DataError(
+            f"{path}: no data or unequal lengths; expected an equal-length UEA .ts file."
+        )
     return np.asarray(xs, dtype=np.float32), np.asarray(ys)
 
 
@@ -79,7 +85,7 @@ def _windows(path: Path, split: str) -> Windows:
 
 
 def load_basicmotions(*, path: str | None = None) -> Dataset:
-    """The official 40 TRAIN / 40 TEST split; ``path`` may point at a folder holding the two files."""
+    """The official 40 TRAIN / 40 TEST split; ``path`` may name a folder holding the two files."""
     if path is not None:
         d = Path(path)
         train, test = d / "BasicMotions_TRAIN.ts", d / "BasicMotions_TEST.ts"

@@ -179,7 +179,10 @@ def load_crossl_npz(*, path: str | Path, dataset: str | None = None, groups: Gro
     else:
         n_last = SLEEP_TEST_FILES if found[0][2].suffix == ".npz" else 1
         last = list(dict.fromkeys(s[0] for s in subs[-n_last:] if len(s)))
-        train_w, test_w = split_by_subject(everyone, subject_list(test_subjects) or last)
+        wanted = subject_list(test_subjects)
+        if wanted and dataset == "wesad":
+            wanted = [wesad.subject_id(s) for s in wanted]
+        train_w, test_w = split_by_subject(everyone, wanted or last)
     return Dataset(f"crossl-npz:{dataset}", train_w, test_w)
 
 
@@ -285,19 +288,23 @@ def _windows(z: Mapping[str, np.ndarray], where: str, split: str,
     subjects = z["subjects"].astype(str) if "subjects" in z else np.full(len(y), split)
     if classes is None:
         classes = tuple(str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
-    meta: dict[str, object] = {"source": where}
+    meta: dict[str, object] = {}
     if "meta" in z:
         try:
             meta.update(json.loads(str(z["meta"])))
         except ValueError:
             log.warning("npz: %s has an unreadable 'meta' entry; ignored", where)
+    meta["source"] = where
     return Windows(tuple(specs), data, y, subjects, classes, meta)
 
 
 def _classes(*arrays: Mapping[str, np.ndarray]) -> tuple[str, ...] | None:
-    given = [tuple(str(c) for c in z["classes"]) for z in arrays if "classes" in z]
+    given = {tuple(str(c) for c in z["classes"]) for z in arrays if "classes" in z}
+    if len(given) > 1:
+        raise DataError("train.npz and test.npz list different 'classes'; save both with the same "
+                        "class list.")
     if given:
-        return given[0]
+        return given.pop()
     top = max((int(z["y"].max()) for z in arrays if "y" in z and len(z["y"])), default=-1)
     return tuple(str(i) for i in range(top + 1))
 
@@ -340,4 +347,5 @@ def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Da
     else:
         raise DataError(f"{p} does not exist; pass --data pointing at a folder with train.npz and "
                         "test.npz or at one .npz file.")
-    return Dataset(p.stem if p.is_file() else p.name, train, test)
+    return Dataset(str(train.meta.get("dataset") or (p.stem if p.is_file() else p.name)),
+                   train, test)

@@ -170,7 +170,7 @@ def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
     ``heart_rate`` adds a 1-channel ``heart_rate`` modality (interpolated from ~9 Hz).
     ``test_subjects`` (e.g. ``[105]``) defaults to the last subject present (leave-one-out).
     """
-    check_window(window, step)
+    window, step = check_window(window, step)
     known = [*MODALITY_NAMES, HEART_RATE] if heart_rate else list(MODALITY_NAMES)
     names = pick_modalities(modalities, known, "pamap2")
     rate = float(resample_hz) if resample_hz else RAW_HZ

@@ -1,4 +1,4 @@
-"""Dataset registry: a name maps to a loader ``fn(*, path, **options) -> Dataset`` imported lazily."""
+"""Dataset registry: a name maps to a lazily imported loader `fn(*, path, **options)`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def resolve(name: str) -> Callable[..., Dataset]:
     return getattr(importlib.import_module(module), fn)
 
 
-def load_dataset(name: str = DEFAULT_DATASET, *, path: str | None = None, **options: Any) -> Dataset:
+def load_dataset(
+    name: str = DEFAULT_DATASET, *, path: str | None = None, **options: Any
+) -> Dataset:
     """Load dataset ``name`` (reading raw files under ``path`` where it needs them)."""
     loader = resolve(name)
     if name != DEFAULT_DATASET and path is None:

@@ -132,9 +132,9 @@ def pick_modalities(requested: Sequence[str] | None, known: Sequence[str],
         return list(known)
     if isinstance(requested, str):
         requested = [s.strip() for s in requested.split(",") if s.strip()]
-    names = [str(n).lower() for n in requested]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names or len(set(names)) != len(names):
+    spelled = {k.lower(): k for k in known}
+    names = [str(n) if str(n) in known else spelled.get(str(n).lower(), "") for n in requested]
+    if "" in names or not names or len(set(names)) != len(names):
         raise UsageError(f"unknown, repeated or no modalities {list(requested)} for {dataset}; "
                          f"choose from: {', '.join(known)}.")
     return names
@@ -150,9 +150,15 @@ def subject_list(value: Sequence[object] | str | int | None) -> list[str] | None
     return out or None
 
 
-def check_window(window: int, step: int) -> None:
-    if int(window) != window or int(step) != step or window < 1 or step < 1:
+def check_window(window: int, step: int) -> tuple[int, int]:
+    """``window`` and ``step`` as ints, or a UsageError."""
+    try:
+        ok = int(window) == window and int(step) == step and window >= 1 and step >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise UsageError(f"window ({window}) and step ({step}) must be positive integers.")
+    return int(window), int(step)
 
 
 def concat_windows(parts: list[np.ndarray], n_channels: int, length: int) -> np.ndarray:
@@ -230,7 +236,7 @@ def load_wesad(*, path: str | Path, window: int = 1000, step: int = 500,
     cross a label change or a subject. ``test_subjects`` (``S2``/``2``...) defaults to the last
     subject present; every other subject trains.
     """
-    check_window(window, step)
+    window, step = check_window(window, step)
     names = pick_modalities(modalities, list(CHEST), "wesad")
     rate = float(resample_hz) if resample_hz else RAW_HZ
     ratio = RAW_HZ / rate

@@ -57,10 +57,14 @@ class CroSSL(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoders = nn.ModuleDict({
-            m.name: build_encoder(cfg.encoder, m.channels, latent_dim=cfg.latent_dim,
-                                  dropout=cfg.dropout)
-            for m in cfg.modalities})
+        self.encoders = nn.ModuleDict(
+            {
+                m.name: build_encoder(
+                    cfg.encoder, m.channels, latent_dim=cfg.latent_dim, dropout=cfg.dropout
+                )
+                for m in cfg.modalities
+            }
+        )
         self.aggregator = Aggregator(len(cfg.modalities), cfg.latent_dim, embed_dim=cfg.embed_dim)
         self.head = Head(cfg.embed_dim, cfg.n_classes, dropout=cfg.dropout)
 
@@ -73,22 +77,34 @@ class CroSSL(nn.Module):
         z = self.aggregator(latents, presence_to_mask(present, latents.shape[-1]))  # (B, E)
         return self.head(z)
 
-    def forward(self, inputs: dict[str, torch.Tensor],
-                present: torch.Tensor | None = None) -> torch.Tensor:
-        latents = self.encode(inputs)                                          # (B, M, D)
+    def forward(
+        self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        latents = self.encode(inputs)  # (B, M, D)
         if present is None:
-            present = torch.ones(latents.shape[:2], device=latents.device)     # (B, M)
+            present = torch.ones(latents.shape[:2], device=latents.device)  # (B, M)
         return self.classify(latents, present)
 
-    def ssl_loss(self, inputs: dict[str, torch.Tensor], *,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def ssl_loss(
+        self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """CroSSL pretraining: one encoder pass, two latent masks, VICReg between the views."""
-        latents = self.encode(inputs)                                          # (B, M, D)
+        latents = self.encode(inputs)  # (B, M, D)
         b, m, d = latents.shape
-        views = [latent_mask(b, m, d, strategy=self.cfg.masking, coverage=self.cfg.coverage,
-                             generator=generator, device=latents.device) for _ in range(2)]
-        z1 = self.aggregator(latents, views[0])                                # (B, E)
-        z2 = self.aggregator(latents, views[1])                                # (B, E)
+        views = [
+            latent_mask(
+                b,
+                m,
+                d,
+                strategy=self.cfg.masking,
+                coverage=self.cfg.coverage,
+                generator=generator,
+                device=latents.device,
+            )
+            for _ in range(2)
+        ]
+        z1 = self.aggregator(latents, views[0])  # (B, E)
+        z2 = self.aggregator(latents, views[1])  # (B, E)
         return vicreg(z1, z2, weights=self.cfg.vicreg)
 
 
@@ -100,5 +116,5 @@ class PhoneModel(nn.Module):
         self.aggregator, self.head = model.aggregator, model.head
 
     def forward(self, latents: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        mask = present[:, :, None]                                             # (B, M, 1)
-        return self.head(self.aggregator(latents, mask))                       # (B, n_classes)
+        mask = present[:, :, None]  # (B, M, 1)
+        return self.head(self.aggregator(latents, mask))  # (B, n_classes)

@@ -53,8 +53,9 @@ class ChannelLayerNorm(nn.Module):
 class ConvBlock(nn.Module):
     """Conv1d with TF-'same' padding -> norm -> activation -> dropout."""
 
-    def __init__(self, cin: int, cout: int, *, kernel: int, stride: int, norm: str,
-                 dropout: float) -> None:
+    def __init__(
+        self, cin: int, cout: int, *, kernel: int, stride: int, norm: str, dropout: float
+    ) -> None:
         super().__init__()
         self.kernel, self.stride = kernel, stride
         self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, bias=False)
@@ -62,14 +63,14 @@ class ConvBlock(nn.Module):
             self.norm: nn.Module = ChannelLayerNorm(cout)
             self.act: nn.Module = nn.PReLU(cout, init=0.0)
         else:
-            self.norm = nn.BatchNorm1d(cout, eps=1e-3, momentum=0.01)
+            self.norm = nn.BatchNorm1d(cout, eps=1e-3, momentum=0.1)
             self.act = nn.ReLU()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         left, right = same_padding(x.shape[-1], self.kernel, self.stride)
-        x = F.pad(x, (left, right))                      # (B, C_in, T + pad)
-        x = self.conv(x)                                 # (B, C_out, ceil(T / stride))
+        x = F.pad(x, (left, right))  # (B, C_in, T + pad)
+        x = self.conv(x)  # (B, C_out, ceil(T / stride))
         return self.drop(self.act(self.norm(x)))
 
 
@@ -81,17 +82,19 @@ class Encoder(nn.Module):
         self.cfg = cfg
         chans = (cfg.in_channels, *cfg.filters)
         self.blocks = nn.ModuleList(
-            ConvBlock(chans[i], chans[i + 1], kernel=k, stride=cfg.stride, norm=norm,
-                      dropout=cfg.dropout)
-            for i, k in enumerate(cfg.kernels))
+            ConvBlock(
+                chans[i], chans[i + 1], kernel=k, stride=cfg.stride, norm=norm, dropout=cfg.dropout
+            )
+            for i, k in enumerate(cfg.kernels)
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv1d):
                 nn.init.normal_(m.weight, 0.0, 0.05)  # the official Keras initializer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
-            x = block(x)                                 # (B, C_i, T_i)
-        return x.mean(dim=-1)                            # (B, D)
+            x = block(x)  # (B, C_i, T_i)
+        return x.mean(dim=-1)  # (B, D)
 
 
 def crossl_encoder(in_channels: int, *, latent_dim: int = 96, dropout: float = 0.1) -> Encoder:
@@ -109,8 +112,9 @@ def edge_encoder(in_channels: int, *, latent_dim: int = 96, dropout: float = 0.1
 ENCODERS: dict[str, Callable[..., Encoder]] = {"crossl": crossl_encoder, "edge": edge_encoder}
 
 
-def build_encoder(name: str, in_channels: int, *, latent_dim: int = 96,
-                  dropout: float = 0.1) -> Encoder:
+def build_encoder(
+    name: str, in_channels: int, *, latent_dim: int = 96, dropout: float = 0.1
+) -> Encoder:
     """Build encoder ``name`` from the registry."""
     if name not in ENCODERS:
         raise UsageError(f"unknown encoder {name!r}; choose one of: {', '.join(sorted(ENCODERS))}.")

@@ -1,1 +1,1 @@
-"""The phone-side runtime: model runners, the latent aggregator, transports (numpy + a runtime only)."""
+"""The phone-side runtime: model runners, latent aggregator, transports (numpy + a runtime only)."""

@@ -56,8 +56,10 @@ def _first_tflite_backend() -> str:
             return name
         except Exception:  # noqa: BLE001 - a broken wheel counts as absent
             continue
-    raise UsageError("no TFLite runtime is installed; `pip install ai-edge-litert` "
-                     "(or tflite-runtime on an old Raspberry Pi OS image).")
+    raise UsageError(
+        "no TFLite runtime is installed; `pip install ai-edge-litert` "
+        "(or tflite-runtime on an old Raspberry Pi OS image)."
+    )
 
 
 def onnx_available() -> bool:
@@ -76,23 +78,32 @@ class TensorInfo:
 
 
 class TFLiteRunner:
-    """One TFLite model on one interpreter; ``run`` takes inputs in model order, returns output 0."""
+    """One TFLite model on one interpreter; ``run`` takes inputs in order, returns output 0."""
 
-    def __init__(self, path: str | Path, *, threads: int = 1, xnnpack: bool = True,
-                 backend: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int = 1,
+        xnnpack: bool = True,
+        backend: str | None = None,
+    ) -> None:
         if backend is not None and backend not in TFLITE_BACKENDS:
-            raise UsageError(f"unknown TFLite backend {backend!r}; choose one of "
-                             f"{', '.join(TFLITE_BACKENDS)}.")
+            raise UsageError(
+                f"unknown TFLite backend {backend!r}; choose one of {', '.join(TFLITE_BACKENDS)}."
+            )
         self.backend = backend or _first_tflite_backend()
         module = importlib.import_module(TFLITE_BACKENDS[self.backend][0])
         self.version = _version(TFLITE_BACKENDS[self.backend][1])
         self.xnnpack, self.threads = xnnpack, threads
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
         if not xnnpack:
-            resolver = module.experimental.OpResolverType if self.backend == "tensorflow" \
+            resolver = (
+                module.experimental.OpResolverType
+                if self.backend == "tensorflow"
                 else module.OpResolverType
-            kwargs["experimental_op_resolver_type"] = \
-                resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interp = module.Interpreter(**kwargs)
             self.interp.allocate_tensors()
@@ -104,8 +115,13 @@ class TFLiteRunner:
     @staticmethod
     def _info(d: dict[str, Any]) -> TensorInfo:
         scale, zp = d.get("quantization", (0.0, 0))
-        return TensorInfo(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]),
-                          float(scale), int(zp))
+        return TensorInfo(
+            d["name"],
+            tuple(int(s) for s in d["shape"]),
+            np.dtype(d["dtype"]),
+            float(scale),
+            int(zp),
+        )
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -139,27 +155,35 @@ class OnnxRunner:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-            raise CheckFailed(f"{path} is not a loadable ONNX model ({type(e).__name__}); "
-                              "re-export it.") from e
+            raise CheckFailed(
+                f"{path} is not a loadable ONNX model ({type(e).__name__}); re-export it."
+            ) from e
         self._in = [i.name for i in self.session.get_inputs()]
         self._out = [o.name for o in self.session.get_outputs()]
 
     @property
     def inputs(self) -> list[TensorInfo]:
-        return [TensorInfo(i.name, tuple(d if isinstance(d, int) else -1 for d in i.shape),
-                           np.dtype(np.float32)) for i in self.session.get_inputs()]
+        return [
+            TensorInfo(
+                i.name,
+                tuple(d if isinstance(d, int) else -1 for d in i.shape),
+                np.dtype(np.float32),
+            )
+            for i in self.session.get_inputs()
+        ]
 
     def run(self, *inputs: np.ndarray) -> np.ndarray:
-        feed = {n: np.ascontiguousarray(x, np.float32) for n, x in zip(self._in, inputs,
-                                                                       strict=True)}
+        feed = {
+            n: np.ascontiguousarray(x, np.float32) for n, x in zip(self._in, inputs, strict=True)
+        }
         return self.session.run([self._out[0]], feed)[0]
 
 
-def open_model(path: str | Path, *, threads: int = 1, xnnpack: bool = True,
-               backend: str | None = None) -> TFLiteRunner | OnnxRunner:
+def open_model(
+    path: str | Path, *, threads: int = 1, xnnpack: bool = True, backend: str | None = None
+) -> TFLiteRunner | OnnxRunner:
     """Open a .tflite or .onnx file with the best available runtime."""
     suffix = Path(path).suffix
     if suffix == ".onnx":

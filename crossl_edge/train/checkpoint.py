@@ -30,5 +30,7 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        raise UsageError(f"{path} is not a readable checkpoint ({type(e).__name__}); "
-                         "retrain or restore the file.") from e
+        raise UsageError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}); "
+            "retrain or restore the file."
+        ) from e

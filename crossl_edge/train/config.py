@@ -18,7 +18,7 @@ class TrainConfig:
     dataset: str = "basicmotions"
     data_path: str | None = None
     data_options: dict[str, Any] = field(default_factory=dict)
-    modalities: tuple[str, ...] | None = None     # None = every modality of the dataset
+    modalities: tuple[str, ...] | None = None  # None = every modality of the dataset
     mode: str = "fine"
     encoder: str = "crossl"
     masking: str = "spatial"
@@ -46,8 +46,9 @@ class TrainConfig:
         from crossl_edge.model.encoders import ENCODERS
 
         if self.encoder not in ENCODERS:
-            raise UsageError(f"unknown encoder {self.encoder!r}; choose one of "
-                             f"{', '.join(sorted(ENCODERS))}.")
+            raise UsageError(
+                f"unknown encoder {self.encoder!r}; choose one of {', '.join(sorted(ENCODERS))}."
+            )
         if self.masking not in ("spatial", "random"):
             raise UsageError(f"unknown masking {self.masking!r}; choose spatial or random.")
         if not 0 < self.label_fraction <= 1:

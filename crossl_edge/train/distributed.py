@@ -65,13 +65,13 @@ def init_distributed(device: torch.device) -> DistContext:
     return ctx
 
 
-def shard_indices(n: int, *, epoch: int, seed: int, ctx: DistContext,
-                  shuffle: bool = True) -> np.ndarray:
+def shard_indices(
+    n: int, *, epoch: int, seed: int, ctx: DistContext, shuffle: bool = True
+) -> np.ndarray:
     """This rank's indices for ``epoch``: one seeded permutation, padded, then rank::world."""
-    order = (np.random.default_rng([seed, epoch]).permutation(n) if shuffle
-             else np.arange(n))
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     if ctx.world_size > 1:
         per_rank = -(-n // ctx.world_size)
         order = np.resize(order, per_rank * ctx.world_size)  # wrap to equal shard sizes
-        order = order[ctx.rank::ctx.world_size]
+        order = order[ctx.rank :: ctx.world_size]
     return order

@@ -40,9 +40,10 @@ class Tensors:
     def of(cls, w: Windows, device: torch.device) -> Tensors:
         nb = device.type == "cuda"
         pin = (lambda t: t.pin_memory()) if nb else (lambda t: t)
-        return cls({n: pin(torch.from_numpy(x)).to(device, non_blocking=nb)
-                    for n, x in w.data.items()},
-                   pin(torch.from_numpy(w.labels)).to(device, non_blocking=nb))
+        return cls(
+            {n: pin(torch.from_numpy(x)).to(device, non_blocking=nb) for n, x in w.data.items()},
+            pin(torch.from_numpy(w.labels)).to(device, non_blocking=nb),
+        )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -107,8 +108,9 @@ def _wrap(step: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(step, device_ids=ids)
 
 
-def _present(batch: int, m: int, *, drop: float, gen: torch.Generator,
-             device: torch.device) -> torch.Tensor:
+def _present(
+    batch: int, m: int, *, drop: float, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
     if drop <= 0:
         return torch.ones(batch, m, device=device)
     return latent_mask(batch, m, 1, coverage=1 - drop, generator=gen, device=device)[:, :, 0]
@@ -131,9 +133,19 @@ def _val_ce(model: CroSSL, val: Tensors, device: torch.device) -> float:
     return float(F.cross_entropy(logits.float(), val.labels))
 
 
-def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, val: Tensors,
-              state: LoopState, device: torch.device, ctx: DistContext, run_dir: Path,
-              callbacks: list[EpochCallback]) -> LoopState:
+def run_phase(
+    phase: str,
+    *,
+    model: CroSSL,
+    cfg: TrainConfig,
+    train: Tensors,
+    val: Tensors,
+    state: LoopState,
+    device: torch.device,
+    ctx: DistContext,
+    run_dir: Path,
+    callbacks: list[EpochCallback],
+) -> LoopState:
     """Train one phase ('pretrain' or 'downstream') to early stopping, checkpointing each epoch."""
     frozen = phase == "downstream" and cfg.mode == "ssl"
     if phase == "pretrain":
@@ -157,15 +169,16 @@ def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, va
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         model.train()
         if phase == "pretrain":
-            _set_dropout(model.encoders, active=False)   # the official code pretrains without it
+            _set_dropout(model.encoders, active=False)  # the official code pretrains without it
         if frozen:
             model.encoders.eval()
             model.aggregator.eval()
-        order = shard_indices(len(train), epoch=epoch, seed=cfg.seed + (phase == "downstream"),
-                              ctx=ctx)
+        order = shard_indices(
+            len(train), epoch=epoch, seed=cfg.seed + (phase == "downstream"), ctx=ctx
+        )
         t0, seen, total = time.perf_counter(), 0, 0.0
         for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             if len(idx) < 2:
                 continue
             inputs, labels = train.take(idx)
@@ -173,8 +186,9 @@ def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, va
                 if phase == "pretrain":
                     loss = wrapped(inputs, gen)
                 else:
-                    present = _present(len(idx), m, drop=cfg.modality_dropout, gen=gen,
-                                       device=device)
+                    present = _present(
+                        len(idx), m, drop=cfg.modality_dropout, gen=gen, device=device
+                    )
                     loss = F.cross_entropy(wrapped(inputs, present).float(), labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -182,11 +196,18 @@ def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, va
             seen, total = seen + len(idx), total + float(loss.detach()) * len(idx)
         elapsed = time.perf_counter() - t0
         average_buffers(model, ctx)
-        val_loss = _val_ssl(model, val, cfg, device) if phase == "pretrain" else \
-            _val_ce(model, val, device)
+        val_loss = (
+            _val_ssl(model, val, cfg, device)
+            if phase == "pretrain"
+            else _val_ce(model, val, device)
+        )
         val_loss = ctx.all_reduce_mean(val_loss)
-        logs = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
-                "windows_per_s": seen * ctx.world_size / max(elapsed, 1e-9)}
+        logs = {
+            "epoch": epoch,
+            "train_loss": total / max(seen, 1),
+            "val_loss": val_loss,
+            "windows_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
+        }
         state.history.setdefault(phase, []).append(logs)
         if val_loss < state.best_metric - 1e-6:
             state.best_metric, state.bad_epochs = val_loss, 0
@@ -210,15 +231,31 @@ def run_phase(phase: str, *, model: CroSSL, cfg: TrainConfig, train: Tensors, va
 
 def save_state(run_dir: Path, model: CroSSL, state: LoopState) -> None:
     """Write the resumable checkpoint (rank 0 only; the caller guarantees that)."""
-    checkpoint.save(run_dir / checkpoint.CHECKPOINT, {
-        "phase": state.phase, "epoch": state.epoch, "best_metric": state.best_metric,
-        "best_state": state.best_state, "bad_epochs": state.bad_epochs,
-        "history": state.history, "optimizer": state.optimizer, "model": model.state_dict()})
+    checkpoint.save(
+        run_dir / checkpoint.CHECKPOINT,
+        {
+            "phase": state.phase,
+            "epoch": state.epoch,
+            "best_metric": state.best_metric,
+            "best_state": state.best_state,
+            "bad_epochs": state.bad_epochs,
+            "history": state.history,
+            "optimizer": state.optimizer,
+            "model": model.state_dict(),
+        },
+    )
 
 
 def load_state(run_dir: Path, model: CroSSL) -> LoopState:
     """Restore model weights and loop state from the run's checkpoint."""
     ck = checkpoint.load(run_dir / checkpoint.CHECKPOINT)
     model.load_state_dict(ck["model"])
-    return LoopState(ck["phase"], ck["epoch"], ck["best_metric"], ck["best_state"],
-                     ck["bad_epochs"], ck["history"], ck["optimizer"])
+    return LoopState(
+        ck["phase"],
+        ck["epoch"],
+        ck["best_metric"],
+        ck["best_state"],
+        ck["bad_epochs"],
+        ck["history"],
+        ck["optimizer"],
+    )

@@ -1,4 +1,4 @@
-"""One training run end to end: data -> normalize -> pretrain -> downstream -> evaluate -> run dir."""
+"""One training run end to end: data, normalize, pretrain, downstream, evaluate, run dir."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class RunResult:
 
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+        raise UsageError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu."
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -54,10 +56,18 @@ def prepare_data(cfg: TrainConfig) -> Dataset:
 
 
 def model_config(ds: Dataset, cfg: TrainConfig) -> ModelConfig:
-    shapes = tuple(ModalityShape(m.name, m.n_channels, int(ds.train.data[m.name].shape[2]))
-                   for m in ds.train.modalities)
-    return ModelConfig(shapes, len(ds.train.classes), encoder=cfg.encoder,
-                       latent_dim=cfg.latent_dim, masking=cfg.masking, coverage=cfg.coverage)
+    shapes = tuple(
+        ModalityShape(m.name, m.n_channels, int(ds.train.data[m.name].shape[2]))
+        for m in ds.train.modalities
+    )
+    return ModelConfig(
+        shapes,
+        len(ds.train.classes),
+        encoder=cfg.encoder,
+        latent_dim=cfg.latent_dim,
+        masking=cfg.masking,
+        coverage=cfg.coverage,
+    )
 
 
 def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
@@ -70,20 +80,31 @@ def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) ->
             raise UsageError(f"{out} was started with other settings; resume with the same ones.")
     elif out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise UsageError(f"{out} already exists; pass --resume to continue it, --overwrite to "
-                             "replace it, or choose another --out.")
+            raise UsageError(
+                f"{out} already exists; pass --resume to continue it, --overwrite to "
+                "replace it, or choose another --out."
+            )
         shutil.rmtree(out)
 
 
-def train_run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-              callbacks: list[EpochCallback] | None = None) -> RunResult:
+def train_run(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: list[EpochCallback] | None = None,
+) -> RunResult:
     """Train CroSSL per ``cfg`` into run directory ``out`` (resumable) and evaluate it on test."""
     out = Path(out)
     device = pick_device(cfg.device)
-    ds = prepare_data(cfg)                      # bad data fails here, before anything is written
+    ds = prepare_data(cfg)  # bad data fails here, before anything is written
     fit_idx, val_idx = stratified_split(ds.train.labels, fraction=cfg.val_fraction, seed=cfg.seed)
     norm = Normalizer.fit(ds.train.subset(fit_idx))
-    fit_w, val_w = norm.transform(ds.train.subset(fit_idx)), norm.transform(ds.train.subset(val_idx))
+    fit_w, val_w = (
+        norm.transform(ds.train.subset(fit_idx)),
+        norm.transform(ds.train.subset(val_idx)),
+    )
     test_w = norm.transform(ds.test)
     lab_idx = np.arange(len(fit_w))
     if cfg.label_fraction < 1:
@@ -96,36 +117,61 @@ def train_run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwr
         torch.cuda.set_device(device)
     torch.manual_seed(cfg.seed)
     model = CroSSL(mcfg).to(device)
-    meta = run_meta(dataset=ds, normalizer=norm, train_cfg=cfg.to_json(),
-                    model_cfg=mcfg.to_json(), status="running")
+    meta = run_meta(
+        dataset=ds,
+        normalizer=norm,
+        train_cfg=cfg.to_json(),
+        model_cfg=mcfg.to_json(),
+        status="running",
+    )
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / RUN_JSON, meta)
     ctx.barrier()
     ck = out / checkpoint.CHECKPOINT
     first = "sup" if cfg.mode == "sup" else "pretrain"
-    state = load_state(out, model) if resume and ck.is_file() else \
-        LoopState("downstream" if first == "sup" else "pretrain")
+    state = (
+        load_state(out, model)
+        if resume and ck.is_file()
+        else LoopState("downstream" if first == "sup" else "pretrain")
+    )
     model.to(device)
-    kw = {"model": model, "cfg": cfg, "val": Tensors.of(val_w, device), "device": device,
-          "ctx": ctx, "run_dir": out, "callbacks": callbacks or []}
+    kw = {
+        "model": model,
+        "cfg": cfg,
+        "val": Tensors.of(val_w, device),
+        "device": device,
+        "ctx": ctx,
+        "run_dir": out,
+        "callbacks": callbacks or [],
+    }
     if state.phase == "pretrain":
         state = run_phase("pretrain", train=Tensors.of(fit_w, device), state=state, **kw)
         state = LoopState("downstream", history=state.history)
     if state.phase == "downstream":
-        state = run_phase("downstream", train=Tensors.of(fit_w.subset(lab_idx), device),
-                          state=state, **kw)
+        state = run_phase(
+            "downstream", train=Tensors.of(fit_w.subset(lab_idx), device), state=state, **kw
+        )
         state.phase = "done"
     model = model.cpu().eval()
     metrics = evaluate(model, test_w)
     if ctx.is_main:
-        checkpoint.save(out / checkpoint.MODEL,
-                        {"model_config": mcfg.to_json(), "state_dict": model.state_dict()})
+        checkpoint.save(
+            out / checkpoint.MODEL,
+            {"model_config": mcfg.to_json(), "state_dict": model.state_dict()},
+        )
         write_json(out / METRICS_JSON, metrics)
         write_json(out / "history.json", state.history)
-        write_json(out / RUN_JSON, {**meta, "status": "complete",
-                                    "labelled_windows": int(len(lab_idx)),
-                                    "world_size": ctx.world_size, "device": str(device)})
+        write_json(
+            out / RUN_JSON,
+            {
+                **meta,
+                "status": "complete",
+                "labelled_windows": int(len(lab_idx)),
+                "world_size": ctx.world_size,
+                "device": str(device),
+            },
+        )
         (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)
     ctx.barrier()
     return RunResult(out, metrics, state.history, model)

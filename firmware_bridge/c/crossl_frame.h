@@ -161,8 +161,8 @@ static inline uint32_t crossl_frame_crc32_update(uint32_t crc, const uint8_t *p,
 
 /* Encode one frame into out[0..cap). `latent` points at h->length native elements of the type
  * h->dtype names (int8_t, int16_t or float). Returns the frame size in bytes (> 0) or a negative
- * crossl_frame_status_t: INVALID_ARGUMENT, BAD_DTYPE, LENGTH_MISMATCH (length 0), BAD_FLAGS
- * (critical bits set) or BUFFER_TOO_SMALL. */
+ * crossl_frame_status_t: INVALID_ARGUMENT (NULL, length 0), BAD_DTYPE, BAD_FLAGS (critical
+ * bits set) or BUFFER_TOO_SMALL. */
 static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const void *latent,
                                           uint8_t *out, size_t cap)
 {
@@ -172,7 +172,7 @@ static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const 
     if (h == NULL || latent == NULL || out == NULL) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
     itemsize = crossl_frame_dtype_size(h->dtype);
     if (itemsize == 0u) return CROSSL_FRAME_ERR_BAD_DTYPE;
-    if (h->length == 0u) return CROSSL_FRAME_ERR_LENGTH_MISMATCH;
+    if (h->length == 0u) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
     if ((h->flags & CROSSL_FRAME_FLAGS_CRITICAL_MASK) != 0u) return CROSSL_FRAME_ERR_BAD_FLAGS;
     need = CROSSL_FRAME_SIZE(h->length, itemsize);
     if (cap < need) return CROSSL_FRAME_ERR_BUFFER_TOO_SMALL;

@@ -1,0 +1,1 @@
+"""Benchmarks: training throughput, accuracy protocol, export, latency, load (JSON results)."""

@@ -1,0 +1,69 @@
+"""Shared benchmark helpers: environment record and result writing."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from crossl_edge.atomic import write_json
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """What a reader needs to reproduce a figure: CPU, cores, OS, Python, package versions."""
+    pkgs = {}
+    for name in (
+        "torch",
+        "tensorflow-cpu",
+        "tensorflow",
+        "onnxruntime",
+        "ai-edge-litert",
+        "tflite-runtime",
+        "tflite-micro",
+        "numpy",
+        "crossl-edge",
+    ):
+        try:
+            pkgs[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": pkgs,
+        "commit": commit,
+    }
+
+
+def save(name: str, result: dict[str, Any], *, out: Path | None = None) -> Path:
+    path = (out or RESULTS) / f"{name}.json"
+    write_json(path, {"environment": environment(), **result})
+    return path

@@ -1,0 +1,326 @@
+"""`crossl-edge serve` and `crossl-edge simulate`: the phone runtime from the command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from crossl_edge.cli.common import echo_json
+from crossl_edge.errors import UsageError
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.1f}"
+
+
+@click.command("serve")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--listen", metavar="udp://HOST:PORT", help="Receive frames as UDP datagrams.")
+@click.option(
+    "--serial",
+    "serial_dev",
+    metavar="DEVICE",
+    help="Read COBS frames from a serial device (or a pyserial URL).",
+)
+@click.option("--baud", type=int, default=115200, show_default=True, help="Serial baud rate.")
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Replay a capture file written with --capture.",
+)
+@click.option("--realtime", is_flag=True, help="Pace a --replay at its recorded timing.")
+@click.option(
+    "--deadline",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds after a window's first frame before it is classified anyway.",
+)
+@click.option(
+    "--max-open",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Cap on windows waiting for frames (oldest is evicted).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["tflite", "onnx"]),
+    default=None,
+    help="Phone model runtime (default: TFLite if installed, else ONNX).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write predictions (JSON lines) here instead of stdout.",
+)
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False),
+    help="Record every arriving frame to this capture file (replay it later with --replay).",
+)
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the shutdown summary as JSON on stderr."
+)
+def serve_cmd(
+    bundle: str,
+    listen: str | None,
+    serial_dev: str | None,
+    baud: int,
+    replay: str | None,
+    realtime: bool,
+    deadline: float,
+    max_open: int,
+    backend: str | None,
+    out: str | None,
+    capture: str | None,
+    duration: float | None,
+    max_frames: int | None,
+    as_json: bool,
+) -> None:
+    """Fuse latent frames from sensor nodes and print one JSON prediction per window.
+
+    \b
+    Example:
+      crossl-edge serve bundle/ --listen udp://0.0.0.0:9000 --deadline 0.3
+      crossl-edge serve bundle/ --serial /dev/ttyUSB0 --baud 921600 --out preds.jsonl
+    Stop with Ctrl-C; counters and latency percentiles are printed on stderr.
+    """
+    from crossl_edge.runtime.serve import serve
+    from crossl_edge.runtime.transports import ReplaySource, SerialReceiver, open_source
+
+    if sum(x is not None for x in (listen, serial_dev, replay)) != 1:
+        raise UsageError(
+            "pass exactly one of --listen udp://HOST:PORT, --serial DEVICE or --replay FILE."
+        )
+    if listen:
+        source = open_source(listen if "://" in listen else f"udp://{listen}")
+    elif serial_dev:
+        source = SerialReceiver(serial_dev, baud)
+    else:
+        source = ReplaySource(replay, realtime=realtime)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stats = serve(
+            bundle,
+            source=source,
+            deadline_s=deadline,
+            max_open_windows=max_open,
+            backend=backend,
+            out=out or sys.stdout,
+            capture=capture,
+            duration_s=duration,
+            max_frames=max_frames,
+            stop_event=stop,
+        )
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        source.close()
+    if as_json:
+        click.echo(__import__("json").dumps(stats.to_json(), indent=2, sort_keys=True), err=True)
+        return
+    c, lat = stats.counters, stats.latency_s
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(c["decode_errors"].items())) or "none"
+    click.echo(
+        f"stopped ({stats.stopped_by}) after {stats.duration_s:.1f} s: {stats.frames} "
+        f"frames ({stats.frames_per_s:.0f}/s), {stats.predictions} predictions, "
+        f"{stats.empty_windows} empty windows",
+        err=True,
+    )
+    click.echo(
+        f"  duplicates {c['duplicates']}, late {c['late']}, unknown modality "
+        f"{c['unknown_modality']}, fingerprint mismatch {c['fingerprint_mismatch']}, "
+        f"bad latent {c['bad_latent']}, evicted {c['evicted']}; decode errors: {errors}",
+        err=True,
+    )
+    click.echo(
+        f"  latency ms: p50 {_ms(lat['p50'])}  p90 {_ms(lat['p90'])}  p99 {_ms(lat['p99'])}",
+        err=True,
+    )
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as e:
+        raise UsageError(
+            f"cannot read {what} {text!r}; write comma-separated numbers like 0,0.1,0.3."
+        ) from e
+
+
+def _outage(text: str | None) -> dict[str, tuple[float, float]]:
+    if not text:
+        return {}
+    out = {}
+    try:
+        for part in text.split(","):
+            name, rng = part.split(":")
+            a, b = rng.split("-")
+            out[name.strip()] = (float(a), float(b))
+    except ValueError as e:
+        raise UsageError(
+            f"cannot read --outage {text!r}; write it as gyro:0.2-0.6 (fractions of the run)."
+        ) from e
+    return out
+
+
+@click.command("simulate")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    help=".npz of raw windows (x_<modality> (N, C, T), y); default: the run's test split.",
+)
+@click.option(
+    "--loss", default="0,0.1,0.3,0.5", show_default=True, help="Frame loss rates to sweep."
+)
+@click.option("--outage", help="Outages as fractions of the run, e.g. gyro:0.2-0.6.")
+@click.option("--jitter", type=float, default=0.0, show_default=True, help="Max jitter (s).")
+@click.option(
+    "--duplicate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Probability a frame is delivered twice.",
+)
+@click.option(
+    "--reorder",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Probability a frame is held back behind later windows.",
+)
+@click.option(
+    "--deadline", type=float, default=0.25, show_default=True, help="Aggregator deadline (s)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--transport",
+    type=click.Choice(["inproc", "udp"]),
+    default="inproc",
+    show_default=True,
+    help="In-process, or UDP loopback to a serve loop.",
+)
+@click.option(
+    "--backend", type=click.Choice(["tflite", "onnx"]), default=None, help="Phone model runtime."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save a PNG plot (matplotlib).")
+def simulate_cmd(
+    bundle: str,
+    data: str | None,
+    loss: str,
+    outage: str | None,
+    jitter: float,
+    duplicate: float,
+    reorder: float,
+    deadline: float,
+    seed: int,
+    transport: str,
+    backend: str | None,
+    as_json: bool,
+    out: str | None,
+    plot: str | None,
+) -> None:
+    """Simulate sensor nodes over a lossy radio and score the phone's fused predictions.
+
+    \b
+    Example:
+      crossl-edge simulate bundle/ --loss 0,0.1,0.3,0.5 --jitter 0.01 --plot sim.png
+      crossl-edge simulate bundle/ --data windows.npz --transport udp --json
+    """
+    from crossl_edge.atomic import write_json
+    from crossl_edge.runtime.simulate import simulate
+
+    rates = _floats(loss, "--loss")
+    res = simulate(
+        bundle,
+        data=data,
+        loss_rates=rates,
+        outage=_outage(outage) or None,
+        jitter_s=jitter,
+        duplicate_rate=duplicate,
+        reorder_rate=reorder,
+        seed=seed,
+        transport=transport,
+        deadline_s=deadline,
+        backend=backend,
+    )
+    if out:
+        write_json(out, res.to_json())
+    if plot and res.plot(plot) is None:
+        click.echo("note: matplotlib is not installed; no plot written.", err=True)
+    if as_json:
+        echo_json(res.to_json())
+        return
+    click.echo(
+        f"{res.windows} windows, transport {res.transport}; offline (no network): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in res.offline.items())
+    )
+    heads = [
+        "scenario",
+        "coverage",
+        "accuracy",
+        "macro_f1",
+        "acc_all",
+        "agree",
+        "sent",
+        "dropped",
+        "recv",
+        "dups",
+        "late",
+        "p50_ms",
+        "p99_ms",
+    ]
+
+    def row(r: Any) -> list[Any]:
+        return [
+            r.name,
+            r.coverage,
+            r.accuracy,
+            r.macro_f1,
+            r.accuracy_all,
+            r.offline_agreement,
+            r.frames_sent,
+            r.frames_dropped,
+            r.frames_received,
+            r.duplicates,
+            r.late,
+            _ms(r.latency_s["p50"]),
+            _ms(r.latency_s["p99"]),
+        ]
+
+    click.echo(
+        "\naccuracy vs frame loss (accuracy/macro-F1 on predicted windows; acc_all counts "
+        "missing windows as wrong)"
+    )
+    click.echo(_table(heads, [row(r) for r in res.loss_table]))
+    click.echo("\none modality fully out")
+    click.echo(_table(heads, [row(r) for r in res.missing_table]))

@@ -1,0 +1,350 @@
+"""Simulate a body-area network: one node per modality runs its int8 encoder on real windows and
+sends frames through a seeded lossy channel to the phone aggregator (in-process or UDP loopback).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossl_edge.errors import DataError, UsageError
+from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
+from crossl_edge.metrics import scores
+from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
+from crossl_edge.runtime.backends import open_model
+from crossl_edge.runtime.serve import latency_summary, serve
+from crossl_edge.runtime.transports import UdpReceiver, UdpSender
+from firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+
+log = logging.getLogger(__name__)
+TRANSPORTS = ("inproc", "udp")
+
+
+class SensorNode:
+    """One sensor node: its modality's int8 TFLite encoder and the frame packer."""
+
+    def __init__(self, manifest: Manifest, modality: ModalityEntry) -> None:
+        if "tflite_int8" not in modality.artifacts:
+            raise UsageError(f"the bundle has no int8 TFLite encoder for {modality.name!r}; "
+                             "re-export it with int8 artifacts.")
+        self.modality = modality
+        self.fingerprint = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
+        self.runner = open_model(manifest.path(modality.artifacts["tflite_int8"]))
+
+    def encode(self, raw: np.ndarray) -> np.ndarray:
+        """Raw window (C, T) -> int8 latent (D,), exactly as the microcontroller computes it."""
+        out = self.runner.run(self.modality.tflite_input(raw, int8=True)).reshape(-1)
+        return out if out.dtype == np.int8 else self.modality.latent_quant.quantize(out)
+
+    def frame(self, seq: int, latent: np.ndarray, timestamp_us: int) -> bytes:
+        return encode_frame(LatentFrame(self.modality.id, seq, timestamp_us, self.fingerprint,
+                                        LatentDType.INT8, latent))
+
+
+@dataclass(frozen=True)
+class ChannelModel:
+    """Seeded radio channel: i.i.d. loss, outages (run fractions), jitter, dups, reordering."""
+
+    loss: float = 0.0
+    outage: dict[str, tuple[float, float]] = field(default_factory=dict)
+    jitter_s: float = 0.0
+    duplicate_rate: float = 0.0
+    reorder_rate: float = 0.0
+    base_delay_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "duplicate_rate", "reorder_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
+        if self.jitter_s < 0:
+            raise UsageError(f"--jitter must be non-negative, got {self.jitter_s}.")
+
+
+def schedule(latents: dict[str, np.ndarray], nodes: dict[str, SensorNode], ch: ChannelModel, *,
+             period_s: float, rng: np.random.Generator) -> tuple[list[tuple[float, str, bytes]],
+                                                                  int, int]:
+    """(arrival time, node, frame bytes) sorted by time, plus frames sent and dropped."""
+    events: list[tuple[float, str, bytes]] = []
+    sent = dropped = 0
+    for name, lat in latents.items():
+        n = len(lat)
+        a, b = ch.outage.get(name, (0.0, 0.0))
+        for i in range(n):
+            t = i * period_s
+            sent += 1
+            if a * n <= i < b * n or rng.random() < ch.loss:
+                dropped += 1
+                continue
+            data = nodes[name].frame(i, lat[i], round(t * 1e6))
+            arrive = t + ch.base_delay_s + rng.uniform(0, ch.jitter_s)
+            if rng.random() < ch.reorder_rate:        # held back behind later windows
+                arrive += rng.uniform(1.0, 3.0) * period_s
+            events.append((arrive, name, data))
+            if rng.random() < ch.duplicate_rate:
+                events.append((arrive + rng.uniform(0, max(period_s, ch.jitter_s)), name, data))
+    events.sort(key=lambda e: e[0])
+    return events, sent, dropped
+
+
+@dataclass
+class ScenarioResult:
+    """Accuracy and transport numbers of one channel setting (accuracy on predicted windows)."""
+
+    name: str
+    loss: float
+    outage: dict[str, tuple[float, float]]
+    windows: int
+    predicted: int
+    empty: int
+    coverage: float
+    accuracy: float | None
+    macro_f1: float | None
+    accuracy_all: float          # windows without a prediction count as wrong
+    offline_agreement: float | None
+    frames_sent: int
+    frames_dropped: int
+    frames_received: int
+    duplicates: int
+    late: int
+    reasons: dict[str, int]
+    latency_s: dict[str, Any]
+
+
+@dataclass
+class SimulationResult:
+    """The simulation: settings, offline reference, loss table, missing-modality table."""
+
+    bundle: str
+    transport: str
+    windows: int
+    settings: dict[str, Any]
+    offline: dict[str, float]               # deployed pipeline, no network: subset -> accuracy
+    loss_table: list[ScenarioResult]
+    missing_table: list[ScenarioResult]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def plot(self, path: str | Path) -> Path | None:
+        """Accuracy vs loss and per missing modality; returns None when matplotlib is absent."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            log.warning("matplotlib is not installed; skipping the plot (pip install matplotlib)")
+            return None
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        xs = [r.loss for r in self.loss_table]
+        ax1.plot(xs, [r.accuracy_all for r in self.loss_table], "o-", label="accuracy (all)")
+        ax1.plot(xs, [r.accuracy or 0 for r in self.loss_table], "s--", label="accuracy (pred.)")
+        ax1.plot(xs, [r.macro_f1 or 0 for r in self.loss_table], "^:", label="macro-F1 (pred.)")
+        ax1.set(xlabel="frame loss rate", ylabel="score", ylim=(0, 1.05), title="vs frame loss")
+        ax1.legend()
+        names = [r.name for r in self.missing_table]
+        ax2.bar(names, [r.accuracy or 0 for r in self.missing_table])
+        ax2.set(ylabel="accuracy", ylim=(0, 1.05), title="one modality fully out")
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str, np.ndarray],
+                                                                     np.ndarray]:
+    """Raw test windows {modality: (N, C, T)} and labels from ``data`` (.npz) or the run."""
+    if data is not None:
+        return _load_npz(manifest, Path(data))
+    src = manifest.extra.get("source")
+    src = src if isinstance(src, dict) else {}
+    names = manifest.names
+    if src.get("run") and Path(src["run"], "run.json").is_file():
+        from crossl_edge.rundir import load_run_dataset, read_run
+        test = load_run_dataset(read_run(src["run"]), data=src.get("data_path")).test
+    elif src.get("dataset"):
+        from crossl_edge.data.registry import load_dataset
+        test = load_dataset(src["dataset"], path=src.get("data_path"),
+                            **(src.get("data_options") or {})).test
+    else:
+        raise UsageError("the bundle does not name its training data; pass --data FILE.npz "
+                         "(keys x_<modality> (N, C, T) and y).")
+    missing = [n for n in names if n not in test.names]
+    if missing:
+        raise DataError(f"the run's test data lacks modalities {missing}; pass --data FILE.npz.")
+    return {n: test.data[n] for n in names}, test.labels
+
+
+def _load_npz(manifest: Manifest, path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} as .npz ({e}); pass a file with keys "
+                         "x_<modality> and y.") from e
+    with z:
+        missing = [k for k in [f"x_{n}" for n in manifest.names] + ["y"] if k not in z.files]
+        if missing:
+            raise DataError(f"{path} lacks {', '.join(missing)}; it needs x_<modality> "
+                            "(N, C, T) for every bundle modality and y (N,).")
+        xs = {m.name: np.asarray(z[f"x_{m.name}"], np.float32) for m in manifest.modalities}
+        y = np.asarray(z["y"]).astype(np.int64).reshape(-1)
+    for m in manifest.modalities:
+        want = (len(y), len(m.channels), m.window)
+        if xs[m.name].shape != want:
+            raise DataError(f"x_{m.name} in {path} has shape {xs[m.name].shape}, the bundle "
+                            f"needs {want}.")
+    if len(y) == 0 or y.min() < 0 or y.max() >= len(manifest.classes):
+        raise DataError(f"y in {path} must be class indices in 0..{len(manifest.classes) - 1}.")
+    return xs, y
+
+
+def simulate(bundle: str | Path, *, data: str | Path | None = None,
+             loss_rates: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5),
+             outage: dict[str, tuple[float, float]] | None = None, jitter_s: float = 0.0,
+             duplicate_rate: float = 0.0, reorder_rate: float = 0.0, seed: int = 0,
+             transport: str = "inproc", deadline_s: float = 0.25, period_s: float = 0.02,
+             backend: str | None = None, max_windows: int | None = None) -> SimulationResult:
+    """Run every loss rate, then each modality fully out, through the channel and the aggregator."""
+    if transport not in TRANSPORTS:
+        raise UsageError(f"unknown transport {transport!r}; choose inproc or udp.")
+    if period_s <= 0 or deadline_s <= 0:
+        raise UsageError("--deadline and the window period must be positive.")
+    manifest = load_manifest(bundle)
+    for name in outage or {}:
+        manifest.modality(name)
+    xs, y = load_windows(manifest, data)
+    if max_windows is not None:
+        xs, y = {k: v[:max_windows] for k, v in xs.items()}, y[:max_windows]
+    nodes = {m.name: SensorNode(manifest, m) for m in manifest.modalities}
+    latents = {n: np.stack([node.encode(x) for x in xs[n]]) for n, node in nodes.items()}
+    oracle = _Offline(manifest, latents, backend)
+    base = {"jitter_s": jitter_s, "duplicate_rate": duplicate_rate, "reorder_rate": reorder_rate}
+    runs: list[tuple[str, ChannelModel]] = [
+        (f"loss={p:g}", ChannelModel(loss=p, outage=dict(outage or {}), **base))
+        for p in loss_rates]
+    runs += [(f"no {m.name}", ChannelModel(outage={m.name: (0.0, 1.0)}, **base))
+             for m in manifest.modalities]
+    results = []
+    for k, (name, ch) in enumerate(runs):
+        rng = np.random.default_rng([seed, k])
+        events, sent, dropped = schedule(latents, nodes, ch, period_s=period_s, rng=rng)
+        run = _run_udp if transport == "udp" else _run_inproc
+        preds, counters = run(manifest, events, deadline_s=deadline_s, backend=backend)
+        results.append(_score(name, ch, preds, counters, y, oracle, sent, dropped))
+        log.info("%s: coverage %.2f accuracy %s", name, results[-1].coverage,
+                 results[-1].accuracy)
+    n_loss = len(loss_rates)
+    settings = {**base, "seed": seed, "deadline_s": deadline_s, "period_s": period_s,
+                "loss_rates": list(loss_rates), "outage": outage or {},
+                "data": str(data) if data else "run test split"}
+    return SimulationResult(str(bundle), transport, len(y), settings, oracle.accuracy(y),
+                            results[:n_loss], results[n_loss:])
+
+
+class _Offline:
+    """The deployed pipeline without a network: phone model on dequantized int8 latents."""
+
+    def __init__(self, manifest: Manifest, latents: dict[str, np.ndarray],
+                 backend: str | None) -> None:
+        self.agg = PhoneAggregator(manifest, backend=backend)
+        self.names = manifest.names
+        self.deq = {i: manifest.modalities[i].latent_quant.dequantize(latents[n])
+                    for i, n in enumerate(self.names)}
+        self._cache: dict[tuple[int, tuple[str, ...]], int] = {}
+
+    def predict(self, i: int, present: tuple[str, ...]) -> int:
+        key = (i, present)
+        if key not in self._cache:
+            lat = {j: self.deq[j][i] for j, n in enumerate(self.names) if n in present}
+            self._cache[key] = int(np.argmax(self.agg.infer(lat)))
+        return self._cache[key]
+
+    def accuracy(self, y: np.ndarray) -> dict[str, float]:
+        from crossl_edge.metrics import modality_subsets
+        return {"+".join(s): float(np.mean([self.predict(i, s) == y[i] for i in range(len(y))]))
+                for s in modality_subsets(self.names)}
+
+
+def _run_inproc(manifest: Manifest, events: list[tuple[float, str, bytes]], *, deadline_s: float,
+                backend: str | None) -> tuple[list[Prediction], dict[str, Any]]:
+    agg = PhoneAggregator(manifest, deadline_s=deadline_s, backend=backend,
+                          max_open_windows=1 << 16, clock=lambda: 0.0)
+    out: list[Prediction] = []
+
+    def expire_until(t: float) -> None:
+        while (d := agg.next_deadline()) is not None and d <= t:
+            out.extend(agg.poll(d))
+
+    for t, _, data in events:
+        expire_until(t)
+        out.extend(agg.submit(data, now=t))
+    expire_until(float("inf"))
+    return out, agg.counters.to_json()
+
+
+def _run_udp(manifest: Manifest, events: list[tuple[float, str, bytes]], *, deadline_s: float,
+             backend: str | None) -> tuple[list[Prediction], dict[str, Any]]:
+    out: list[Prediction] = []
+    stop, ready = threading.Event(), threading.Event()
+    src = UdpReceiver("127.0.0.1", 0)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["stats"] = serve(manifest, source=src, deadline_s=deadline_s, backend=backend,
+                                 max_open_windows=4096, stop_event=stop, ready=ready,
+                                 on_prediction=out.append)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+            ready.set()
+
+    th = threading.Thread(target=run, name="serve", daemon=True)
+    th.start()
+    ready.wait(30)
+    senders = {n: UdpSender(*src.address) for n in {e[1] for e in events}}
+    try:
+        t0 = time.monotonic()
+        for t, name, data in events:
+            wait = t0 + t - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            senders[name].send(data)
+        time.sleep(deadline_s + 0.2)
+    finally:
+        stop.set()
+        th.join(30)
+        for s in senders.values():
+            s.close()
+        src.close()
+    if "error" in box:
+        raise box["error"]
+    return out, box["stats"].counters
+
+
+def _score(name: str, ch: ChannelModel, preds: list[Prediction], counters: dict[str, Any],
+           y: np.ndarray, oracle: _Offline, sent: int, dropped: int) -> ScenarioResult:
+    n_classes = len(oracle.agg.manifest.classes)
+    got = [p for p in preds if not p.empty and p.seq < len(y)]
+    reasons: dict[str, int] = {}
+    for p in preds:
+        reasons[p.reason] = reasons.get(p.reason, 0) + 1
+    yt = np.array([y[p.seq] for p in got], np.int64)
+    yp = np.array([p.class_index for p in got], np.int64)
+    s = scores(yt, yp, n_classes) if got else None
+    agree = [oracle.predict(p.seq, tuple(p.present)) == p.class_index for p in got]
+    return ScenarioResult(
+        name=name, loss=ch.loss, outage=dict(ch.outage), windows=len(y), predicted=len(got),
+        empty=sum(p.empty for p in preds), coverage=len(got) / max(len(y), 1),
+        accuracy=s["accuracy"] if s else None, macro_f1=s["macro_f1"] if s else None,
+        accuracy_all=float((yt == yp).sum()) / max(len(y), 1),
+        offline_agreement=float(np.mean(agree)) if agree else None,
+        frames_sent=sent, frames_dropped=dropped, frames_received=int(counters["received"]),
+        duplicates=int(counters["duplicates"]), late=int(counters["late"]), reasons=reasons,
+        latency_s=latency_summary([p.latency_s for p in got]))

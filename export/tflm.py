@@ -1,0 +1,155 @@
+"""Run int8 .tflite models in the TFLite Micro Python interpreter and measure the minimum arena.
+
+TFLM can segfault for an arena just below its minimum, so every probe runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossl_edge.errors import CheckFailed, UsageError
+
+log = logging.getLogger(__name__)
+
+_RECORDED = re.compile(r"Arena allocation total (\d+) bytes")
+PROBE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class ArenaResult:
+    """The arena TFLM's RecordingMicroAllocator reports and the smallest arena that runs."""
+
+    recorded_bytes: int
+    minimum_bytes: int
+    probes: int
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def tflm_available() -> bool:
+    """Whether the `tflite-micro` package imports here."""
+    import importlib.util
+
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def tflm_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("tflite-micro")
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _worker(args: list[str], *, timeout: float = PROBE_TIMEOUT_S) -> subprocess.CompletedProcess:
+    if not tflm_available():
+        raise UsageError("TFLite Micro is not installed; `pip install --pre tflite-micro`.")
+    return subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _probe(model: Path, arena: int, inputs: Path, expected: Path | None) -> tuple[bool, str]:
+    args = ["probe", str(model), str(arena), str(inputs)] + ([str(expected)] if expected else [])
+    p = _worker(args)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def run_tflm(model: str | Path, inputs: np.ndarray, *, arena_size: int | None = None) -> np.ndarray:
+    """Invoke ``model`` on each int8 input (N, *input_shape) in one TFLM subprocess -> (N, ...)."""
+    model = Path(model)
+    arena = arena_size or max(64 * 1024, model.stat().st_size * 10)
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.npy", Path(d) / "out.npy"
+        np.save(src, np.asarray(inputs))
+        p = _worker(["run", str(model), str(arena), str(src), str(dst)],
+                    timeout=PROBE_TIMEOUT_S + 0.05 * len(inputs))
+        if p.returncode != 0 or not dst.is_file():
+            tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
+            raise CheckFailed(f"TFLite Micro could not run {model.name} ({tail[0]}); the model "
+                              "uses an op or type TFLM lacks.")
+        return np.load(dst)
+
+
+@functools.lru_cache(maxsize=64)
+def _arena_cached(digest: str, path: str, slack: int) -> ArenaResult:
+    model = Path(path)
+    with tempfile.TemporaryDirectory() as d:
+        import tflite  # shapes from the flatbuffer, no interpreter needed
+
+        g = tflite.Model.GetRootAsModel(model.read_bytes(), 0).Subgraphs(0)
+        shape = tuple(int(s) for s in g.Tensors(g.Inputs(0)).ShapeAsNumpy())
+        rng = np.random.default_rng(0)
+        x = rng.integers(-128, 128, size=(1, *shape), dtype=np.int8)
+        src, ref = Path(d) / "in.npy", Path(d) / "ref.npy"
+        np.save(src, x)
+        big = max(256 * 1024, model.stat().st_size * 10)
+        p = _worker(["run", str(model), str(big), str(src), str(ref), "--record"])
+        m = _RECORDED.search(p.stdout + p.stderr)
+        if p.returncode != 0 or not m:
+            tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
+            raise CheckFailed(f"TFLite Micro could not run {model.name} ({tail[0]}); the model "
+                              "uses an op or type TFLM lacks.")
+        recorded = int(m.group(1))
+        hi, probes = recorded + slack, 0
+        while True:                              # grow until a probe matches the reference
+            ok, _ = _probe(model, hi, src, ref)
+            probes += 1
+            if ok:
+                break
+            if hi > 64 * big:
+                raise CheckFailed(f"TFLite Micro found no working arena for {model.name}.")
+            hi *= 2
+        lo = max(recorded - 256, 0)              # assumed to fail; bisect (lo, hi]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            ok, _ = _probe(model, mid, src, ref)
+            probes += 1
+            lo, hi = (lo, mid) if ok else (mid, hi)
+        return ArenaResult(recorded, hi, probes)
+
+
+def measure_arena(model: str | Path, *, slack: int = 64) -> ArenaResult:
+    """Smallest arena (bytes) with which TFLM runs ``model`` and gives the reference output."""
+    model = Path(model)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    return _arena_cached(digest, str(model.resolve()), slack)
+
+
+def _main(argv: list[str]) -> int:
+    """Subprocess entry: `run MODEL ARENA IN OUT [--record]` or `probe MODEL ARENA IN [REF]`."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    cmd, model, arena, src = argv[0], Path(argv[1]), int(argv[2]), np.load(argv[3])
+    it = runtime.Interpreter.from_bytes(model.read_bytes(), arena_size=arena)
+    outs = []
+    for x in src:                                # stateless encoders: one interpreter for all
+        it.set_input(np.ascontiguousarray(x), 0)
+        it.invoke()
+        outs.append(np.array(it.get_output(0)))
+    if "--record" in argv:
+        sys.stdout.flush()
+        it.print_allocations()
+    out = np.stack(outs)
+    if cmd == "run":
+        np.save(argv[4], out)
+        return 0
+    if len(argv) > 4 and not np.array_equal(out, np.load(argv[4])):
+        print("output differs from the reference", flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

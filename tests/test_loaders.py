@@ -23,7 +23,7 @@ from fixtures_raw import (
 
 from crossl_edge.data import load_dataset
 from crossl_edge.data import pamap2 as pm
-from crossl_edge.data import wesad as ws
+from crossl_edge.data import signal as ws
 from crossl_edge.data.npz import save_npz
 from crossl_edge.errors import DataError, UsageError
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from crossl_edge.atomic import write_bytes
 from crossl_edge.data import pamap2, sleepedf, wesad
-from crossl_edge.data.wesad import pick_modalities, subject_list
+from crossl_edge.data.signal import pick_modalities, subject_list
 from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, split_by_subject
 from crossl_edge.errors import DataError, UsageError
 

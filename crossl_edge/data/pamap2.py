@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossl_edge.data.wesad import (
+from crossl_edge.data.signal import (
     check_window,
     concat_windows,
     pick_modalities,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from crossl_edge.data.wesad import resample, subject_list
+from crossl_edge.data.signal import resample, subject_list
 from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, split_by_subject
 from crossl_edge.errors import DataError, UsageError
 

@@ -21,9 +21,9 @@ from fixtures_raw import (
     write_wesad,
 )
 
-from crossl_edge.data import load_dataset
+from crossl_edge.data import load_dataset, signal
 from crossl_edge.data import pamap2 as pm
-from crossl_edge.data import signal as ws
+from crossl_edge.data import wesad as ws
 from crossl_edge.data.npz import save_npz
 from crossl_edge.errors import DataError, UsageError
 
@@ -158,7 +158,7 @@ def test_wesad_resampling_scipy_and_numpy_fallback(wesad_dir: Path,
     t = np.arange(7000) / 700
     x = np.sin(2 * np.pi * 1.5 * t)[:, None]
     fast = ws.resample(x, from_hz=700, to_hz=64)
-    monkeypatch.setattr(ws, "_HAVE_SCIPY", False)
+    monkeypatch.setattr(signal, "_HAVE_SCIPY", False)
     slow = ws.resample(x, from_hz=700, to_hz=64)
     assert fast.shape == slow.shape == (640, 1)
     assert np.abs(fast - slow)[10:-10].max() < 0.05

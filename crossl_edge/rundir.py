@@ -63,7 +63,8 @@ def run_meta(
         "format_version": RUN_FORMAT_VERSION,
         "toolkit_version": __version__,
         "status": status,
-        "dataset": dataset.name,
+        "dataset": train_cfg["dataset"],
+        "dataset_label": dataset.name,
         "classes": list(w.classes),
         "modalities": [
             {

@@ -295,14 +295,14 @@ def decode_frame(buf: bytes | bytearray | memoryview) -> LatentFrame:
 
 
 def fingerprint32(fingerprint: str | int) -> int:
-    """The u32 a frame carries for a manifest `fingerprint`: an int as is (must fit u32), or
-    the first 8 hex digits of a hex digest read big-endian ("sha256:" style prefixes allowed)."""
+    """The u32 a frame carries for a manifest: its `fingerprint` (an int that fits u32) as is,
+    or its `fingerprint_hex` (exactly 8 hex digits, that int in hex)."""
     if isinstance(fingerprint, str):
-        digest = fingerprint.rsplit(":", 1)[-1].strip().lower()[:8]
-        if len(digest) == 8 and all(c in "0123456789abcdef" for c in digest):
-            return int(digest, 16)
-        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
-                         f"fingerprint {fingerprint!r} is not a hex digest of >= 8 digits")
+        text = fingerprint.strip().lower()
+        if len(text) == 8 and all(c in "0123456789abcdef" for c in text):
+            return int(text, 16)
+        raise FrameError(FrameErrorReason.INVALID_ARGUMENT, f"fingerprint {fingerprint!r} is not "
+                         "the manifest's 8-hex-digit fingerprint_hex")
     return _check_int("fingerprint", fingerprint, 0xFFFFFFFF)
 
 

@@ -116,11 +116,11 @@ def render_doc() -> str:
         "every 2^32 us = 71.6 minutes, shorter than a wearable session and than plausible "
         "radio dropouts, so a receiver could not unwrap it unambiguously; u64 never wraps "
         "(584,000 years) for 4 more bytes, and the 96-d int8 frame still fits one notification.",
-        "- `fingerprint`: 32 bits of the bundle manifest's `fingerprint`; the phone compares it "
-        "with the bundle it loaded and rejects latents from a node flashed with another model. "
-        "An integer fingerprint is carried as is (it must fit u32); a hex digest string "
-        "(optionally prefixed, e.g. `sha256:...`) contributes its first 8 hex digits read "
-        "big-endian: `fingerprint32()` in `firmware_bridge.frame`.",
+        "- `fingerprint`: the bundle manifest's `fingerprint`, a u32 (`crossl_edge.manifest`: "
+        "the first 4 bytes, little-endian, of a sha256 over the bundle's file hashes; shown as "
+        "`fingerprint_hex`). The phone compares it with the bundle it loaded and rejects "
+        "latents from a node flashed with another model. `fingerprint32()` in "
+        "`firmware_bridge.frame` accepts either form and returns the u32 to put in frames.",
         f"- `flags`: bits 0-3 (mask 0x{F.FLAGS_ANCILLARY_MASK:02X}) are *ancillary*, bits 4-7 "
         f"(mask 0x{F.FLAGS_CRITICAL_MASK:02X}) *critical*. None is defined in version 1: "
         "encoders write 0. Decoders ignore ancillary bits they do not know (and pass them on) "
@@ -133,7 +133,7 @@ def render_doc() -> str:
         f"final XOR 0xFFFFFFFF; check value CRC(\"123456789\") = "
         f"0x{zlib.crc32(b'123456789'):08X}. It covers every byte before it (header and latent) "
         "and is stored little-endian. The C codec uses a 16-entry (64-byte) nibble table, "
-        "two look-ups per byte: a quarter of the flash of the usual 1 KiB table.",
+        "two look-ups per byte: 1/16 of the flash of the usual 256-entry (1 KiB) table.",
         "",
         "## Decoding", "",
         "A buffer holds exactly one frame. A decoder runs these checks in this order and "

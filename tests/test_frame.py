@@ -239,10 +239,9 @@ def test_frame_is_immutable_and_normalised() -> None:
 
 
 def test_fingerprint32() -> None:
-    assert fingerprint32("sha256:C0FFEE42aa") == 0xC0FFEE42
-    assert fingerprint32("deadbeef" * 8) == 0xDEADBEEF
-    assert fingerprint32(12345) == 12345
-    for bad in ("xyz", "abc", 2**32):
+    assert fingerprint32("C0FFEE42") == 0xC0FFEE42 == fingerprint32(0xC0FFEE42)
+    assert fingerprint32(f"{12345:08x}") == 12345
+    for bad in ("xyz", "abc", "deadbeef" * 8, "sha256:deadbeef", 2**32, -1):
         with pytest.raises(FrameError):
             fingerprint32(bad)  # type: ignore[arg-type]
 

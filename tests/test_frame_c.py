@@ -248,7 +248,7 @@ def test_cortex_m4_runs_on_qemu(tmp_path: Path) -> None:
                           "-serial", "none", "-semihosting-config", "enable=on,target=native",
                           "-kernel", str(elf)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(re.findall(r"^(\w+) (\S+)$", run.stdout, re.M))
+    lines = dict(re.findall(r"^(\w+) (\S+)$", run.stdout + run.stderr, re.M))  # SYS_WRITE0
     golden = (Path(__file__).parent / "golden" / "frame_v1_int8_96.bin").read_bytes()
     assert bytes.fromhex(lines["FRAME"]) == golden
     assert lines["DECODE"] == "0" and lines["RESULT"] == "PASS"

@@ -105,11 +105,11 @@ static int cmd_encode(const char *path)
         h.fingerprint = fp;
         need = CROSSL_FRAME_SIZE(n, size);
         out = (uint8_t *)xmalloc(need);
-        if (size != 0u && n != 0u && crossl_frame_encode(&h, latent, out, need - 1u) !=
-                                         CROSSL_FRAME_ERR_BUFFER_TOO_SMALL) {
-            printf("CAP_NOT_CHECKED\n");
-        } else if ((r = crossl_frame_encode(&h, latent, out, need)) < 0) {
+        if ((r = crossl_frame_encode(&h, latent, out, need)) < 0) {
             printf("ERR %d\n", (int)r);
+        } else if (crossl_frame_encode(&h, latent, out, need - 1u) !=
+                   CROSSL_FRAME_ERR_BUFFER_TOO_SMALL) {
+            printf("CAP_NOT_CHECKED\n");
         } else {
             print_hex(out, (size_t)r);
             printf("\n");

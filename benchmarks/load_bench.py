@@ -1,7 +1,7 @@
 """Load benchmark of the phone runtime: many nodes send latent frames over UDP loopback at a fixed
 rate to a serve loop; reports sustained frames/s, latency percentiles and exactly-once delivery.
 
-Usage: python -m benchmarks.load_bench BUNDLE [--duration 10] [--rate 1000] [--nodes 16]
+Usage: python -m benchmarks.load_bench BUNDLE [--duration 10] [--rate 5000] [--nodes 16]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class LoadConfig:
     """Bench settings: ``rate`` windows/s in total, spread over ``nodes`` sensor nodes."""
 
     duration_s: float = 10.0
-    rate: float = 1000.0
+    rate: float = 5000.0
     nodes: int = 16  # rounded to a multiple of the bundle's modality count
     deadline_s: float = 0.5
     max_open_windows: int = 1024
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
-    ap.add_argument("--rate", type=float, default=1000.0, help="windows per second, in total")
+    ap.add_argument("--rate", type=float, default=5000.0, help="windows per second, in total")
     ap.add_argument("--nodes", type=int, default=16, help="sensor nodes (sockets)")
     ap.add_argument("--deadline", type=float, default=0.5)
     ap.add_argument("--out", type=Path, default=None, help="results folder")

@@ -27,7 +27,8 @@ def _quiet() -> Any:
     import warnings
 
     buf = io.StringIO()
-    noisy = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    names = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir", None)  # None: ORT uses root
+    noisy = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in noisy]
     try:
         for lg in noisy:

@@ -49,7 +49,8 @@ def test_complete_window_and_duplicates(manifest: Manifest) -> None:
     assert agg.submit(_frame(manifest, 0, 5), now=1.01) == []          # duplicate
     (p,) = agg.submit(_frame(manifest, 1, 5), now=1.1)
     assert (p.seq, p.reason, p.present) == (5, "complete", manifest.names)
-    assert p.latency_s == pytest.approx(0.1) and sum(p.probabilities) == pytest.approx(1.0)
+    assert p.latency_s == pytest.approx(0.1, abs=0.01)
+    assert sum(p.probabilities) == pytest.approx(1.0)
     assert p.class_name == manifest.classes[p.class_index]
     c = agg.counters
     assert (c.received, c.decoded, c.accepted, c.duplicates, c.predictions) == (3, 3, 2, 1, 1)
@@ -71,9 +72,10 @@ def test_late_frames_after_emit_are_counted_not_predicted(manifest: Manifest) ->
     agg.submit(_frame(manifest, 0, 1), now=0.0)
     (p,) = agg.poll(now=0.6)
     assert p.reason == "deadline" and p.present == [manifest.names[0]]
-    assert p.latency_s == pytest.approx(0.6)
+    assert 0.6 <= p.latency_s < 0.61 and 0 < p.inference_s < 0.01
     assert agg.submit(_frame(manifest, 1, 1), now=0.7) == []
-    assert agg.counters.late == 1 and agg.open_windows == 0
+    assert agg.submit(_frame(manifest, 0, 1), now=0.8) == []          # a duplicate, after emit
+    assert (agg.counters.late, agg.counters.duplicates, agg.open_windows) == (1, 1, 0)
 
 
 def test_deadline(manifest: Manifest) -> None:
@@ -111,7 +113,7 @@ def test_eviction_cap_and_bounded_memory(manifest: Manifest) -> None:
     assert agg.counters.evicted == 2 and agg.open_windows == 3 and not out[0].empty
     for s in range(5, 200):
         agg.submit(_frame(manifest, 0, s), now=1.0 + s)
-    assert agg.open_windows == 1 and len(agg._emitted_set) == 8       # older ones expired
+    assert agg.open_windows == 1 and len(agg._emitted) == 8       # older ones expired
     assert agg.counters.deadline == 197 and [p.reason for p in agg.flush(now=1e6)] == ["flush"]
 
 
@@ -161,7 +163,7 @@ def test_serve_udp_faults_on_real_sockets(manifest: Manifest, tmp_path: Path) ->
         tx[node].send(data)
         time.sleep(0.005)
     time.sleep(0.4)
-    tx[0].send(_frame(manifest, 0, 6))                                  # late: 6 has expired
+    tx[1].send(_frame(manifest, 1, 6))                                  # late: 6 has expired
     preds, stats = finish()
     for t in tx:
         t.close()

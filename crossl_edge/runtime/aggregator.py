@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,9 +35,10 @@ class Prediction:
     class_name: str | None
     probabilities: list[float]
     present: list[str]
-    latency_s: float
+    latency_s: float            # first frame's arrival -> emit, phone-model compute included
     reason: str                 # complete | deadline | evicted | flush
     timestamp_us: int = 0       # node clock of the window's first valid frame (0 if none)
+    inference_s: float = 0.0    # phone-model compute time alone
 
     @property
     def empty(self) -> bool:
@@ -56,8 +57,8 @@ class Counters:
     received: int = 0               # frames submitted (bytes or LatentFrame)
     decoded: int = 0                # passed the frame codec
     accepted: int = 0               # stored in an open window
-    duplicates: int = 0             # same (seq, modality) again while the window was open
-    late: int = 0                   # for a window already emitted
+    duplicates: int = 0             # same (seq, modality) again, before or after the emit
+    late: int = 0                   # a modality's first frame for a window already emitted
     decode_errors: dict[str, int] = field(default_factory=dict)   # by FrameErrorReason name
     unknown_modality: int = 0
     fingerprint_mismatch: int = 0
@@ -114,27 +115,24 @@ class PhoneAggregator:
         self._fingerprint = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
         self._m, self._d = len(manifest.modalities), int(manifest.latent_dim)
         self._open: OrderedDict[int, _Window] = OrderedDict()     # in order of first arrival
-        self._emitted: deque[int] = deque()
-        self._emitted_set: set[int] = set()
+        self._emitted: OrderedDict[int, frozenset[int]] = OrderedDict()  # seq -> present idx
         self._emitted_memory = int(emitted_memory)
-        self.model = open_model(self._model_path(backend), threads=threads)
+        self.model = self._open_phone_model(backend, threads)
         self.backend = self.model.backend
 
-    def _model_path(self, backend: str | None) -> Any:
+    def _open_phone_model(self, backend: str | None, threads: int) -> Any:
         arts = self.manifest.aggregator.artifacts
         if backend not in (None, "tflite", "onnx"):
             raise UsageError(f"unknown backend {backend!r}; choose tflite or onnx.")
-        order = [backend] if backend else ["tflite", "onnx"]
-        for kind in order:
-            if kind not in arts:
-                continue
-            if backend is None and kind == "tflite":
-                from crossl_edge.runtime.backends import tflite_backends_available
-                if not tflite_backends_available():
-                    continue
-            return self.manifest.path(arts[kind])
-        raise UsageError(f"the bundle's phone model has no usable {' or '.join(order)} artifact; "
-                         "install ai-edge-litert or onnxruntime, or re-export the bundle.")
+        order = [k for k in ([backend] if backend else ["tflite", "onnx"]) if k in arts]
+        for k, kind in enumerate(order):
+            try:
+                return open_model(self.manifest.path(arts[kind]), threads=threads)
+            except UsageError:          # that runtime is not installed: try the next one
+                if k == len(order) - 1:
+                    raise
+        raise UsageError(f"the bundle's phone model has no {backend or 'tflite/onnx'} artifact; "
+                         "re-export the bundle.")
 
     # ------------------------------------------------------------------ intake
 
@@ -158,8 +156,12 @@ class PhoneAggregator:
                 return out
         c.decoded += 1
         seq = f.seq
-        if seq in self._emitted_set:
-            c.late += 1
+        done = self._emitted.get(seq)
+        if done is not None:
+            if self._index.get(f.modality_id) in done:
+                c.duplicates += 1
+            else:
+                c.late += 1
             return out
         idx = self._index.get(f.modality_id)
         latent = None
@@ -217,7 +219,7 @@ class PhoneAggregator:
         out = []
         while self._open:
             seq, w = next(iter(self._open.items()))
-            if now - w.first_arrival < self.deadline_s:
+            if now < w.first_arrival + self.deadline_s:      # same sum as next_deadline
                 break
             del self._open[seq]
             out.append(self._emit(w, now, "deadline"))
@@ -240,15 +242,14 @@ class PhoneAggregator:
             return None
         return next(iter(self._open.values())).first_arrival + self.deadline_s
 
-    def _remember(self, seq: int) -> None:
-        self._emitted.append(seq)
-        self._emitted_set.add(seq)
+    def _remember(self, w: _Window) -> None:
+        self._emitted[w.seq] = frozenset(w.latents)
         while len(self._emitted) > self._emitted_memory:
-            self._emitted_set.discard(self._emitted.popleft())
+            self._emitted.popitem(last=False)
 
     def _emit(self, w: _Window, now: float, reason: str) -> Prediction:
         c = self.counters
-        self._remember(w.seq)
+        self._remember(w)
         name = _REASON_COUNTER[reason]
         setattr(c, name, getattr(c, name) + 1)
         present = [self.manifest.modalities[i].name for i in sorted(w.latents)]
@@ -257,6 +258,7 @@ class PhoneAggregator:
         if not w.latents:
             c.empty_windows += 1
             return empty
+        t0 = time.perf_counter()
         try:
             probs = self.infer(w.latents)
         except Exception as e:  # noqa: BLE001 - a runtime failure must not stop the phone
@@ -265,8 +267,9 @@ class PhoneAggregator:
             return empty
         c.predictions += 1
         k = int(np.argmax(probs))
+        dt = time.perf_counter() - t0
         return Prediction(w.seq, k, self.manifest.classes[k], [float(p) for p in probs], present,
-                          latency, reason, w.timestamp_us)
+                          latency + dt, reason, w.timestamp_us, dt)
 
     def infer(self, latents: dict[int, np.ndarray]) -> np.ndarray:
         """Run the phone model on {modality index: float latent (D,)}; return probabilities."""

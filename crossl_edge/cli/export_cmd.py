@@ -1,0 +1,87 @@
+"""`crossl-edge export` (run -> bundle) and `crossl-edge parity` (float vs int8 checks)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from crossl_edge.cli.common import echo_json, progress
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Bundle directory to write (replaced atomically).")
+@click.option("--calibration-windows", type=int, default=None,
+              help="Training windows used to calibrate int8 (default: all of them).")
+@click.option("--data", type=click.Path(), default=None,
+              help="Dataset path in place of the one recorded in the run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | None,
+               as_json: bool) -> None:
+    """Export RUN's encoders (ONNX/TFLite, float/int8) and phone model to a bundle.
+
+    \b
+    Example:
+      crossl-edge export runs/basicmotions --out bundle --calibration-windows 32
+    """
+    from crossl_edge.manifest import to_json
+    from export.bundle import export_bundle
+
+    t0 = time.perf_counter()
+    with progress("export", None, enabled=not as_json) as advance:
+        m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,
+                          progress=advance)
+    if as_json:
+        echo_json(to_json(m))
+        return
+    click.echo(f"{'modality':<10} {'int8 tflite':>12} {'int8 onnx':>10} {'MACs':>10} "
+               f"{'TFLM arena':>11} {'ops'}")
+    for e in m.modalities:
+        s = e.stats
+        arena = (s.get("tflm") or {}).get("arena_recorded_bytes", "-")
+        click.echo(f"{e.name:<10} {s['size_bytes']['tflite_int8']:>12} "
+                   f"{s['size_bytes']['onnx_int8']:>10} {s['macs']:>10} {arena:>11} "
+                   f"{','.join(s['tflite_int8_ops'])}")
+    click.echo(f"bundle {out} (fingerprint {m.fingerprint:08x}) in "
+               f"{time.perf_counter() - t0:.1f} s")
+
+
+@click.command("parity")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--data", type=click.Path(), default=None,
+              help="Dataset path in place of the one recorded in the bundle.")
+@click.option("--min-cosine", type=float, default=0.99, show_default=True,
+              help="Minimum mean latent cosine, int8 vs float, per encoder.")
+@click.option("--max-f1-drop", type=float, default=0.01, show_default=True,
+              help="Maximum macro-F1 drop (0.01 = 1 point) on every subset of modalities.")
+@click.option("--min-sqnr-db", type=float, default=15.0, show_default=True,
+              help="Minimum latent SQNR (dB), int8 vs float, per encoder.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write parity.json and report.html (with plots) to this directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: float,
+               min_sqnr_db: float, report_dir: str | None, as_json: bool) -> None:
+    """Check BUNDLE's int8 encoders and pipeline against float PyTorch (exit 1 on a miss).
+
+    \b
+    Example:
+      crossl-edge parity bundle --report parity-report
+    """
+    from crossl_edge.errors import CheckFailed
+    from export.parity import ParityThresholds, format_table, run_parity
+
+    result = run_parity(bundle, data=data,
+                        thresholds=ParityThresholds(min_cosine, max_f1_drop, min_sqnr_db))
+    if report_dir:
+        from export.report import write_report
+
+        write_report(result, report_dir, data=data)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        click.echo(format_table(result))
+    if not result.passed:
+        raise CheckFailed(f"parity failed ({'; '.join(result.failures)}); see the table"
+                          + (f" and {report_dir}/report.html." if report_dir else "."))

@@ -1,0 +1,47 @@
+"""`crossl-edge firmware`: C sources, op resolver, measured arena, resource report per encoder."""
+
+from __future__ import annotations
+
+import click
+
+from crossl_edge.cli.common import echo_json
+from crossl_edge.errors import CheckFailed
+
+
+@click.command("firmware")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for the generated sources (replaced atomically).")
+@click.option("--flash-budget", default="256KiB", show_default=True, metavar="SIZE",
+              help="Flash each node may use (model + code); K/KB/KiB = 1024.")
+@click.option("--ram-budget", default="64KiB", show_default=True, metavar="SIZE",
+              help="RAM each node may use (arena + node state + stack).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str,
+                 as_json: bool) -> None:
+    """Generate microcontroller sources for every encoder of BUNDLE.
+
+    Per modality, OUT/<name>/ gets the int8 model as a C array, its input contract, a TFLite
+    Micro op resolver with exactly the model's ops, the tensor arena measured on the TFLite
+    Micro interpreter (plus a stated margin), and a node loop that packs latent frames.
+    OUT/resources.json holds flash, RAM and latency estimates. The files are written even when
+    a budget is exceeded; the exit code is then 1.
+
+    \b
+    Example:
+      crossl-edge firmware demo-out/bundle --out fw --flash-budget 512KiB --ram-budget 128KiB
+    """
+    from firmware_bridge.firmware import generate_firmware
+    from firmware_bridge.resources import parse_size
+
+    flash, ram = parse_size(flash_budget), parse_size(ram_budget)
+    report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        click.echo(report.table())
+        click.echo(f"wrote {out}/ ({', '.join(report.modalities)}, common, resources.json)")
+    if report.over_budget:
+        more = f" (and {len(report.over_budget) - 1} more)" if len(report.over_budget) > 1 else ""
+        raise CheckFailed(f"{report.over_budget[0]}{more}; files were written to {out}, shrink "
+                          "the encoder or raise --flash-budget/--ram-budget.")

@@ -1,0 +1,224 @@
+"""`generate_firmware(bundle, out)`: per modality, the C sources a sensor node needs (model array,
+contract, op resolver, TFLM invoke, node loop) plus resources.json, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossl_edge.atomic import atomic_dir
+from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
+from firmware_bridge import codegen, node_example, resources
+from firmware_bridge.frame import fingerprint32
+from firmware_bridge.resolver import resolver_header
+
+log = logging.getLogger(__name__)
+
+CODEC = Path(__file__).parent / "c" / "crossl_frame.h"
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror"]
+
+
+@dataclass(frozen=True)
+class FirmwareReport:
+    """What `generate_firmware` wrote and measured; `over_budget` lists the failed checks."""
+
+    out: Path
+    modalities: dict[str, dict[str, Any]]
+    flash_budget: int
+    ram_budget: int
+    over_budget: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.over_budget
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out": str(self.out), "flash_budget": self.flash_budget,
+                "ram_budget": self.ram_budget, "ok": self.ok, "over_budget": self.over_budget,
+                "modalities": self.modalities}
+
+    def table(self) -> str:
+        return resources.table(self.modalities, flash_budget=self.flash_budget,
+                               ram_budget=self.ram_budget)
+
+
+def _arena(entry: ModalityEntry, model: Path) -> tuple[int, str]:
+    """Minimum arena measured on the TFLite Micro interpreter (or at export, if TFLM is absent)."""
+    from export import tflm
+
+    if tflm.tflm_available():
+        res = tflm.measure_arena(model)
+        return res.minimum_bytes, f"tflite-micro {tflm.tflm_version()}"
+    rec = (entry.stats or {}).get("tflm") or {}
+    if "arena_min_bytes" in rec:
+        log.warning("tflite-micro is not installed: using the arena measured at export")
+        return int(rec["arena_min_bytes"]), f"tflite-micro {rec.get('version', '?')} at export"
+    raise UsageError("TFLite Micro is needed to measure the tensor arena and the bundle has no "
+                     "measurement; `pip install --pre tflite-micro` and run again.")
+
+
+def _check_model(entry: ModalityEntry, g: resources.GraphInfo, latent_dim: int) -> None:
+    c, t = len(entry.channels), entry.window
+    want_in = {"NWC": (1, t, c), "NCW": (1, c, t)}.get(entry.layout)
+    if want_in is None:
+        raise CheckFailed(f"modality {entry.name!r} has layout {entry.layout!r}; the firmware "
+                          "generator handles NWC and NCW.")
+    if g.input.dtype != "INT8" or g.output.dtype != "INT8":
+        raise CheckFailed(f"modality {entry.name!r}: the model's input/output are "
+                          f"{g.input.dtype}/{g.output.dtype}, not INT8; re-export the bundle.")
+    if g.input.shape != want_in or g.output.shape not in ((1, latent_dim), (latent_dim,)):
+        raise CheckFailed(f"modality {entry.name!r}: the model takes {g.input.shape} and gives "
+                          f"{g.output.shape}, but the manifest says {want_in} -> (1, "
+                          f"{latent_dim}); the bundle is inconsistent, re-export it.")
+    for what, tq, mq in (("input", g.input, entry.input_quant),
+                         ("latent", g.output, entry.latent_quant)):
+        if tq.scale is None or abs(tq.scale - mq.scale) > 1e-6 * abs(mq.scale) \
+                or tq.zero_point != mq.zero_point:
+            raise CheckFailed(f"modality {entry.name!r}: the model's {what} quantization "
+                              f"({tq.scale}, {tq.zero_point}) differs from the manifest's "
+                              f"({mq.scale}, {mq.zero_point}); re-export the bundle.")
+
+
+def node_code_size(moddir: Path, prefix: str) -> int | None:
+    """Cortex-M4 -Os .text+.data of node_example.c (codec inlined); None without a toolchain."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    size = shutil.which("arm-none-eabi-size")
+    if gcc is None or size is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        obj = Path(d) / "node.o"
+        cmd = [gcc, *ARM_FLAGS, f"-I{moddir}", f"-I{moddir.parent / 'common'}", "-c",
+               str(moddir / "node_example.c"), "-o", str(obj)]
+        p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if p.returncode != 0:
+            raise CheckFailed(f"the generated {prefix} node example does not compile for "
+                              f"Cortex-M4: {p.stderr.strip().splitlines()[:1]}")
+        out = subprocess.run([size, str(obj)], capture_output=True, text=True, check=True)
+        text, data = (int(x) for x in out.stdout.splitlines()[1].split()[:2])
+        return text + data
+
+
+def _spec(m: Manifest, entry: ModalityEntry, data: bytes, g: resources.GraphInfo,
+          arena: dict[str, int], source: str) -> codegen.NodeSpec:
+    rel = entry.artifacts["tflite_int8"]
+    note = (f"Measured {arena['measured']} B with {source} (host, reference kernels); margin "
+            f"{arena['margin']} B = CMSIS-NN scratch {arena['cmsis_nn_scratch']} B + headroom "
+            f"{arena['headroom']} B; size rounded up to 16 B.")
+    return codegen.NodeSpec(
+        name=entry.name, modality_id=entry.id, fingerprint=fingerprint32(m.fingerprint),
+        toolkit_version=m.toolkit_version, channels=tuple(entry.channels), window=entry.window,
+        sample_rate_hz=entry.sample_rate_hz, layout=entry.layout,
+        mean=tuple(entry.normalization["mean"]), std=tuple(entry.normalization["std"]),
+        input_scale=entry.input_quant.scale, input_zero_point=entry.input_quant.zero_point,
+        latent_dim=m.latent_dim, latent_scale=entry.latent_quant.scale,
+        latent_zero_point=entry.latent_quant.zero_point, model_path=rel,
+        model_sha256=entry.sha256["tflite_int8"], model_len=len(data), ops=tuple(g.ops),
+        arena_measured=arena["measured"], arena_margin=arena["margin"], arena_size=arena["size"],
+        arena_note=note)
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]:
+    """Write one modality's sources into ``moddir``; return its resource figures."""
+    rel = entry.artifacts.get("tflite_int8")
+    if rel is None:
+        raise UsageError(f"modality {entry.name!r} has no int8 TFLite model in the bundle; "
+                         "export it with `crossl-edge export`.")
+    data = m.path(rel).read_bytes()
+    g = resources.inspect_model(data)
+    _check_model(entry, g, m.latent_dim)
+    measured, source = _arena(entry, m.path(rel))
+    arena = resources.arena_budget(measured, g)
+    spec = _spec(m, entry, data, g, arena, source)
+    p = spec.prefix
+    moddir.mkdir(parents=True)
+    _write(moddir / f"{p}_model.h", codegen.model_header(spec))
+    _write(moddir / f"{p}_model.c", codegen.model_source(spec, data))
+    _write(moddir / f"{p}_contract.h", codegen.contract_header(spec))
+    _write(moddir / f"{p}_resolver.h", resolver_header(p, list(g.ops), banner=codegen.banner(
+        spec, f"TFLite Micro op resolver of modality '{entry.name}' (C++).")))
+    _write(moddir / f"{p}_tflm.cc", codegen.tflm_source(spec))
+    _write(moddir / f"{p}_node.h", node_example.node_header(spec))
+    _write(moddir / "node_example.c", node_example.node_source(spec))
+    code = resources.code_estimate(g.ops, node_code_size(moddir, p))
+    state = node_example.node_state_bytes(spec)
+    params = int((entry.stats or {}).get("params") or g.constant_elements)
+    return {
+        "modality_id": entry.id, "model": rel, "model_sha256": spec.model_sha256,
+        "ops": g.ops, "op_count": g.op_count, "params": params,
+        "graph_constant_elements": g.constant_elements, "macs": g.macs,
+        "elementwise_elements": g.elementwise_elements,
+        "arena": {**arena, "source": source},
+        "flash": {"model": len(data), "code": code, "total": len(data) + code["total"]},
+        "ram": {"arena": arena["size"], "node_state": state,
+                "stack_estimate": resources.STACK_ESTIMATE_BYTES,
+                "total": arena["size"] + state + resources.STACK_ESTIMATE_BYTES},
+        "latency": resources.latency(g),
+        "window_period_ms": round(1e3 * entry.window / entry.sample_rate_hz, 3),
+    }
+
+
+def _readme(m: Manifest, names: list[str]) -> str:
+    lines = [f"# Firmware sources for bundle {fingerprint32(m.fingerprint):08x}", "",
+             f"Generated by crossl-edge {m.toolkit_version} (`crossl-edge firmware`); do not "
+             "edit, regenerate from the bundle.", "",
+             "- `common/crossl_frame.h`: the latent frame codec (C99, header-only).",
+             "- `resources.json`: flash, RAM, arena and latency figures with their assumptions.",
+             ""]
+    for n in names:
+        p = f"crossl_{n}"
+        lines += [f"## `{n}/`", "",
+                  f"- `{p}_model.c/.h`: the int8 encoder as a 16-byte aligned C array.",
+                  f"- `{p}_contract.h`: window, channels, normalization, quantization, arena.",
+                  f"- `{p}_resolver.h`, `{p}_tflm.cc`: TFLite Micro op resolver and "
+                  f"`{p}_invoke()` (C++).",
+                  f"- `{p}_node.h`, `node_example.c`: ring buffer -> quantize -> invoke -> "
+                  f"frame -> `{p}_send()` (yours).", "",
+                  f"Build: `cc -std=c99 -I{n} -Icommon -c {n}/node_example.c {n}/{p}_model.c`; "
+                  f"compile `{n}/{p}_tflm.cc` with TFLite Micro's include paths.", ""]
+    return "\n".join(lines)
+
+
+def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
+                      ram_budget: int = 64 * 1024) -> FirmwareReport:
+    """Generate OUT/<modality>/, OUT/common/ and OUT/resources.json from ``bundle``.
+
+    Files are written (atomically) even when a budget is exceeded; the report says which.
+    """
+    m = load_manifest(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
+    names = [codegen.check_identifier(e.name) for e in m.modalities]
+    upper = [n.upper() for n in names]
+    if len(set(upper)) != len(upper):
+        raise UsageError(f"modality names {names} collide once upper-cased (C macros); "
+                         "rename them and re-export the bundle.")
+    out = Path(out)
+    report: dict[str, dict[str, Any]] = {}
+    with atomic_dir(out) as tmp:
+        (tmp / "common").mkdir()
+        shutil.copyfile(CODEC, tmp / "common" / CODEC.name)
+        for entry in m.modalities:
+            report[entry.name] = _modality(m, entry, tmp / entry.name)
+            log.info("firmware for %s: arena %d B", entry.name, report[entry.name]["arena"]["size"])
+        over = resources.check_budget(report, flash_budget=flash_budget, ram_budget=ram_budget)
+        doc = {"bundle_fingerprint": f"{fingerprint32(m.fingerprint):08x}",
+               "toolkit_version": m.toolkit_version,
+               "budget": {"flash": flash_budget, "ram": ram_budget},
+               "ok": not over, "over_budget": over, "assumptions": resources.assumptions(),
+               "modalities": report}
+        _write(tmp / "resources.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        _write(tmp / "README.md", _readme(m, names))
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        tmp.chmod(0o755)
+    return FirmwareReport(out, report, flash_budget, ram_budget, over)

@@ -1,0 +1,187 @@
+"""The generated sensor-node loop (C99): ring buffer of raw samples -> normalized, quantized
+window -> invoke hook -> latent frame (crossl_frame_encode) -> send hook.
+"""
+
+from __future__ import annotations
+
+from firmware_bridge.codegen import NodeSpec, banner
+
+
+def node_header(spec: NodeSpec) -> str:
+    p, m = spec.prefix, spec.macro
+    return f"""{banner(spec, f"Sensor-node loop of modality '{spec.name}': API and hooks.")}
+#ifndef {m}_NODE_H
+#define {m}_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "{p}_contract.h"
+
+/* Samples between two windows (a window every HOP samples once the first one is full);
+ * default WINDOW: non-overlapping windows, as in training. */
+#ifndef {m}_HOP
+#define {m}_HOP {m}_WINDOW
+#endif
+#if {m}_HOP < 1
+#error "{m}_HOP must be at least 1"
+#endif
+
+/* {p}_node_push() results besides a frame size (> 0), 0 (window not complete) and the
+ * negative crossl_frame_status_t values of crossl_frame_encode (-1..-10). */
+#define {m}_ERR_INVOKE (-20)
+#define {m}_ERR_SEND (-21)
+
+typedef struct {p}_node {{
+    float ring[{m}_WINDOW * {m}_CHANNELS]; /* raw samples, slot-major */
+    uint32_t head;   /* next slot to write; the oldest sample once the ring is full */
+    uint32_t filled; /* samples held, up to WINDOW */
+    uint32_t since;  /* samples pushed since the last window */
+    uint32_t seq;    /* windows so far: the next frame's seq */
+    int8_t input[{m}_INPUT_SIZE];
+    int8_t latent[{m}_LATENT_DIM];
+    uint8_t frame[{m}_FRAME_SIZE];
+}} {p}_node_t;
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+/* Hooks the firmware provides. invoke: run the encoder on one window (crossl_{spec.name}_tflm.cc
+ * implements it with TFLite Micro); send: hand one frame to the radio. Both return 0 on success.
+ * node_example.c has weak stand-ins that fail, so it links before they exist. */
+int {p}_invoke(const int8_t *input, int8_t *latent);
+int {p}_send(const uint8_t *frame, size_t len);
+size_t {p}_tflm_arena_used(void);
+
+void {p}_node_init({p}_node_t *node);
+/* Normalize and quantize the ring's window (oldest sample first) into input[INPUT_SIZE]. */
+void {p}_quantize_window(const {p}_node_t *node, int8_t *input);
+/* Push one sample (CHANNELS raw values) taken at t_us on the node's monotonic clock. When a
+ * window completes: quantize, invoke, encode a frame (timestamp t_us) and send it. Returns the
+ * frame size sent, 0 when no window completed, or a negative error. */
+int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {m}_NODE_H */
+"""
+
+
+def node_source(spec: NodeSpec) -> str:
+    p, m = spec.prefix, spec.macro
+    return f"""{banner(spec, f"Sensor-node loop of modality '{spec.name}' (example, C99).")}
+/* Usage (the sensor driver and the radio are yours):
+ *
+ *     static {p}_node_t node;
+ *     {p}_node_init(&node);
+ *     for (;;) {{
+ *         float sample[{m}_CHANNELS];
+ *         read_sensor(sample);                       -- raw units, contract channel order
+ *         {p}_node_push(&node, sample, micros());    -- sends a frame when a window completes
+ *     }}
+ *
+ * Build: cc -std=c99 -I. -I../common -c node_example.c (crossl_frame.h is in ../common). */
+#include <string.h>
+
+#include "crossl_frame.h"
+#include "{p}_node.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define {m}_WEAK __attribute__((weak))
+/* Weak stand-ins: link the real hooks (crossl_{spec.name}_tflm.cc, your radio) to replace them. */
+{m}_WEAK int {p}_invoke(const int8_t *input, int8_t *latent)
+{{
+    (void)input;
+    (void)latent;
+    return -1;
+}}
+
+{m}_WEAK int {p}_send(const uint8_t *frame, size_t len)
+{{
+    (void)frame;
+    (void)len;
+    return -1;
+}}
+#endif
+
+void {p}_node_init({p}_node_t *node)
+{{
+    memset(node, 0, sizeof *node);
+}}
+
+/* x_norm / INPUT_SCALE rounded half to even (numpy's rule), plus the zero point, saturated.
+ * Written without libm; NaN maps to the zero point. Needs IEEE float32 arithmetic (no
+ * -ffast-math, no x87 excess precision). */
+static int8_t {p}_quantize(float x, float mean, float std_dev)
+{{
+    float y = ((x - mean) / std_dev) / {m}_INPUT_SCALE;
+    float r;
+    int32_t i;
+    if (y != y) y = 0.0f;
+    if (y > 512.0f) y = 512.0f;
+    if (y < -512.0f) y = -512.0f;
+    i = (int32_t)y; /* toward zero */
+    r = y - (float)i; /* exact */
+    if (r > 0.5f || (r == 0.5f && (i & 1))) i++;
+    else if (r < -0.5f || (r == -0.5f && (i & 1))) i--;
+    i += {m}_INPUT_ZERO_POINT;
+    if (i > 127) i = 127;
+    if (i < -128) i = -128;
+    return (int8_t)i;
+}}
+
+void {p}_quantize_window(const {p}_node_t *node, int8_t *input)
+{{
+    uint32_t t, c, slot = node->filled < {m}_WINDOW ? 0u : node->head;
+    for (t = 0u; t < {m}_WINDOW; t++) {{
+        const float *s = &node->ring[slot * {m}_CHANNELS];
+        for (c = 0u; c < {m}_CHANNELS; c++) {{
+            input[t * {m}_CHANNELS + c] =
+                {p}_quantize(s[c], {p}_norm_mean[c], {p}_norm_std[c]);
+        }}
+        slot = slot + 1u == {m}_WINDOW ? 0u : slot + 1u;
+    }}
+}}
+
+static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us)
+{{
+    crossl_frame_header_t h;
+    {p}_quantize_window(node, node->input);
+    h.seq = node->seq++; /* counts windows, so a failed one leaves a gap the phone sees */
+    if ({p}_invoke(node->input, node->latent) != 0) return {m}_ERR_INVOKE;
+    h.modality_id = (uint8_t){m}_MODALITY_ID;
+    h.dtype = (uint8_t)CROSSL_FRAME_DTYPE_INT8;
+    h.flags = 0u;
+    h.length = (uint16_t){m}_LATENT_DIM;
+    h.timestamp_us = t_us;
+    h.fingerprint = {m}_BUNDLE_FINGERPRINT;
+    {{
+        int32_t n = crossl_frame_encode(&h, node->latent, node->frame, sizeof node->frame);
+        if (n < 0) return n;
+        if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;
+        return n;
+    }}
+}}
+
+int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us)
+{{
+    uint32_t c;
+    for (c = 0u; c < {m}_CHANNELS; c++) node->ring[node->head * {m}_CHANNELS + c] = sample[c];
+    node->head = node->head + 1u == {m}_WINDOW ? 0u : node->head + 1u;
+    if (node->filled < {m}_WINDOW) node->filled++;
+    node->since++;
+    if (node->filled < {m}_WINDOW || node->since < {m}_HOP) return 0;
+    node->since = 0u;
+    return {p}_node_window(node, t_us);
+}}
+"""
+
+
+def node_state_bytes(spec: NodeSpec) -> int:
+    """sizeof(crossl_<m>_node_t) on a 32-bit target (4-byte alignment)."""
+    n = 4 * spec.window * len(spec.channels) + 4 * 4 + spec.window * len(spec.channels) \
+        + spec.latent_dim + spec.frame_size
+    return (n + 3) // 4 * 4

@@ -1,0 +1,116 @@
+"""The ops an int8 .tflite uses, read from its flatbuffer, and the TFLite Micro op resolver header
+that registers exactly those (`MicroMutableOpResolver<N>`); an op without a mapping fails loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from crossl_edge.errors import CheckFailed
+
+# Builtin op (schema name) -> MicroMutableOpResolver method, as in TFLite Micro's
+# tensorflow/lite/micro/micro_mutable_op_resolver.h (builtin ops only; custom ops are refused).
+OP_METHODS: Final[dict[str, str]] = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
+    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
+    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
+    "ELU": "AddElu", "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual",
+    "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
+    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd",
+    "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish",
+    "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot",
+    "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic", "LOG_SOFTMAX": "AddLogSoftmax",
+    "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
+    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2",
+    "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu",
+    "RELU6": "AddRelu6", "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
+    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
+    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze",
+    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
+    "TANH": "AddTanh", "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "UNPACK": "AddUnpack", "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile",
+    "ZEROS_LIKE": "AddZerosLike",
+}
+
+
+def op_names() -> dict[int, str]:
+    """Builtin op code -> schema name, from the `tflite` flatbuffer package."""
+    import tflite
+
+    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def model_ops(tflite_bytes: bytes) -> list[str]:
+    """Sorted distinct op names a .tflite uses (all subgraphs); custom ops as CUSTOM:name."""
+    import tflite
+
+    try:
+        m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
+        names, used = op_names(), set()
+        for s in range(m.SubgraphsLength()):
+            g = m.Subgraphs(s)
+            for i in range(g.OperatorsLength()):
+                oc = m.OperatorCodes(g.Operators(i).OpcodeIndex())
+                code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+                if code == tflite.BuiltinOperator.CUSTOM:
+                    used.add(f"CUSTOM:{(oc.CustomCode() or b'?').decode()}")
+                else:
+                    used.add(names.get(code, f"BUILTIN_{code}"))
+    except Exception as e:  # noqa: BLE001 - any flatbuffer failure means a corrupt model
+        raise CheckFailed(f"the .tflite file is not a valid TFLite flatbuffer ({e}); "
+                          "re-export the bundle.") from e
+    return sorted(used)
+
+
+def resolver_methods(ops: list[str], *, what: str = "the model") -> list[str]:
+    """The `MicroMutableOpResolver` method for each op; CheckFailed naming any op with none."""
+    missing = [op for op in ops if op not in OP_METHODS]
+    if missing:
+        raise CheckFailed(f"{what} uses {', '.join(missing)}, which crossl-edge cannot register "
+                          "with TFLite Micro's MicroMutableOpResolver; change the model or "
+                          "register a kernel by hand.")
+    return [OP_METHODS[op] for op in ops]
+
+
+def resolver_header(prefix: str, ops: list[str], *, banner: str) -> str:
+    """C++ header: `<prefix>_op_resolver_t` and `<prefix>_register_ops()` for exactly ``ops``."""
+    methods = resolver_methods(ops, what=f"model {prefix}")
+    guard = f"{prefix.upper()}_RESOLVER_H"
+    calls = "\n".join(f"    if (r.{m}() != kTfLiteOk) return kTfLiteError; /* {op} */"
+                      for op, m in zip(ops, methods, strict=True))
+    return f"""{banner}
+#ifndef {guard}
+#define {guard}
+
+/* C++ only: the TFLite Micro op resolver for exactly the {len(ops)} builtin ops this model uses
+ * ({", ".join(ops)}); read from the .tflite flatbuffer, nothing more is linked in. */
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+#define {prefix.upper()}_OP_COUNT {len(ops)}u
+
+typedef tflite::MicroMutableOpResolver<{prefix.upper()}_OP_COUNT> {prefix}_op_resolver_t;
+
+/* Registers every op the model needs; returns kTfLiteError if one fails (call it once). */
+static inline TfLiteStatus {prefix}_register_ops({prefix}_op_resolver_t &r)
+{{
+{calls}
+    return kTfLiteOk;
+}}
+
+#endif /* {guard} */
+"""

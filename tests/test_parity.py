@@ -1,0 +1,79 @@
+"""Parity: metrics on the tiny edge bundle, the CLI and its report, and the failure paths."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+LOOSE = ["--min-cosine", "0.9", "--max-f1-drop", "1", "--min-sqnr-db", "0"]
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    from crossl_edge.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    cap = capsys.readouterr()
+    return int(e.value.code or 0), cap.out, cap.err
+
+
+def test_parity_metrics(tiny_bundle: Path) -> None:
+    from export.parity import ParityThresholds, format_table, run_parity
+
+    r = run_parity(tiny_bundle, thresholds=ParityThresholds(0.9, 1.0, 0.0))
+    assert r.passed and r.reference == "pytorch" and r.n_windows == 40
+    assert [s["present"] for s in r.subsets] == [["acc", "gyro"], ["acc"], ["gyro"]]
+    for enc in r.encoders.values():
+        assert enc["float_max_abs_err"]["onnx"] < 1e-4
+        for p in ("tflite_int8", "onnx_int8"):
+            s = enc["int8"][p]
+            assert 0.99 <= s["cosine_mean"] <= 1.0 and s["sqnr_db"] > 15
+        assert enc["tflm"]["max_lsb_vs_litert_builtin"] <= 1
+    row = r.subsets[0]
+    assert len(row["float"]["confusion"]) == 4 and "f1_drop" in row["tflite_int8"]
+    json.dumps(r.to_json())
+    assert "acc+gyro" in format_table(r)
+
+
+def test_parity_cli_report(tiny_bundle: Path, tmp_path: Path,
+                           capsys: pytest.CaptureFixture) -> None:
+    rep = tmp_path / "rep"
+    code, out, _ = _cli(["parity", str(tiny_bundle), "--json", "--report", str(rep), *LOOSE],
+                        capsys)
+    assert code == 0 and json.loads(out)["passed"] is True
+    assert json.loads((rep / "parity.json").read_text())["subsets"]
+    assert (rep / "report.html").read_text().count("data:image/png;base64,") >= 3
+
+
+def test_parity_catches_tampered_quantization(tiny_bundle: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, bad)
+    f = bad / "manifest.json"
+    obj = json.loads(f.read_text())
+    obj["modalities"][1]["quantization"]["latent"]["scale"] *= 8   # artifacts untouched
+    f.write_text(json.dumps(obj))
+    rep = tmp_path / "rep"
+    code, out, err = _cli(["parity", str(bad), "--report", str(rep)], capsys)
+    assert code == 1 and "gyro tflite_int8: latent SQNR" in err and "FAILED" in out
+    loc = json.loads((rep / "parity.json").read_text())["localisation"]
+    assert loc["gyro"] and "rmse_over_scale" in loc["gyro"][0]
+    assert "Layer localisation" in (rep / "report.html").read_text()
+
+
+def test_parity_bad_bundles(tiny_bundle: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture) -> None:
+    code, _, err = _cli(["parity", str(tmp_path / "none")], capsys)
+    assert code == 2 and "not a bundle" in err
+    bad = tmp_path / "corrupt"
+    shutil.copytree(tiny_bundle, bad)
+    art = bad / "encoders" / "acc.int8.tflite"
+    art.write_bytes(art.read_bytes()[:-10] + b"0123456789")
+    code, _, err = _cli(["parity", str(bad)], capsys)
+    assert code == 1 and "does not match its sha256" in err
+    code, _, err = _cli(["parity", str(tiny_bundle), "--data", str(tmp_path / "nodata")],
+                        capsys)
+    assert code != 0 and "Traceback" not in err

@@ -54,19 +54,64 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     say(format_table(res.metrics))
     if _stage_available("export.bundle"):
         summary.update(_export_stages(res.run_dir, out, say))
+    summary["passed"] = bool(summary.get("parity", {}).get("passed", True))
     write_json(out / "demo-summary.json", summary)
     say(f"summary: {out / 'demo-summary.json'}")
     return summary
 
 
+_FIRMWARE_READY = False
+
+
 def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Export, parity, firmware and simulation stages (each present once its issue has landed)."""
+    """Export, parity, firmware and simulation stages, each through its verb's library call."""
     from export.bundle import export_bundle
+    from export.parity import format_table as parity_table
+    from export.parity import run_parity
+    from export.report import write_report
 
     stages: dict[str, Any] = {}
     bundle = out / "bundle"
-    say("[2/5] exporting int8 encoders and the phone model ...")
-    export_bundle(run, bundle)
-    stages["bundle"] = str(bundle)
-    say(f"bundle: {bundle}")
+    say("[2/5] exporting int8 encoders (TFLite + ONNX) and the phone model ...")
+    t0 = time.perf_counter()
+    manifest = export_bundle(run, bundle)
+    stages["export"] = {"bundle": str(bundle), "seconds": round(time.perf_counter() - t0, 1),
+                        "fingerprint": f"{manifest.fingerprint:08x}",
+                        "int8_tflite_bytes": {e.name: e.stats["size_bytes"]["tflite_int8"]
+                                              for e in manifest.modalities}}
+    say(f"bundle: {bundle} (fingerprint {manifest.fingerprint:08x})")
+    say("[3/5] float vs int8 parity (LiteRT, ONNX Runtime, TFLite Micro) ...")
+    parity = run_parity(bundle)
+    report = write_report(parity, out / "parity")
+    say(parity_table(parity))
+    say(f"parity: {'PASSED' if parity.passed else 'FAILED'}; report: {report}")
+    stages["parity"] = {"passed": parity.passed, "report": str(report),
+                        "failures": list(parity.failures)}
+    if _stage_available("firmware_bridge.firmware") and _FIRMWARE_READY:
+        stages["firmware"] = _firmware_stage(bundle, out, say)
+    if _stage_available("crossl_edge.runtime.simulate"):
+        stages["simulate"] = _simulate_stage(bundle, out, say)
     return stages
+
+
+def _firmware_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    from firmware_bridge.firmware import format_table, generate_firmware
+
+    say("[4/5] generating firmware sources for each sensor node ...")
+    report = generate_firmware(bundle, out / "firmware")
+    say(format_table(report))
+    say(f"firmware: {out / 'firmware'}")
+    return report.to_json()
+
+
+def _simulate_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    from crossl_edge.runtime.simulate import simulate
+    from crossl_edge.runtime.tables import format_simulation
+
+    say("[5/5] simulating the body-area network (int8 nodes -> lossy radio -> phone) ...")
+    result = simulate(bundle, loss_rates=(0.0, 0.1, 0.3, 0.5), seed=0)
+    say(format_simulation(result))
+    plot = result.plot(out / "simulation.png")
+    if plot:
+        say(f"plot: {plot}")
+    return result.to_json()

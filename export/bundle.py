@@ -28,6 +28,7 @@ from crossl_edge.manifest import (
     fingerprint_of,
     to_json,
 )
+from crossl_edge.samples import SAMPLES, samples_bytes
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ TFLM_MAX_LSB = 1            # TFLM vs LiteRT builtin kernels (XNNPACK rounds dif
 PHONE_INPUTS = ["latents", "present"]
 INPUT_PERCENTILES = (100.0, 99.9, 99.5)   # candidate int8 input ranges (percentile clip)
 Progress = Callable[..., None]
+
+
+MAX_SAMPLES = 64  # raw test windows shipped in samples.npz for bench/simulate/third parties
 
 
 def versions() -> dict[str, str]:
@@ -276,6 +280,9 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
         advance(info="phone model")
         agg = AggregatorEntry(phone_arts, {k: file_sha256(tmp / v) for k, v in phone_arts.items()},
                               PHONE_INPUTS, "logits")
+        n_samples = min(len(ds.test), MAX_SAMPLES)
+        _write(tmp, SAMPLES, samples_bytes({e.name: ds.test.data[e.name][:n_samples]
+                                            for e in entries}, ds.test.labels[:n_samples]))
         hashes = [h for e in entries for h in e.sha256.values()] + list(agg.sha256.values())
         extra = {"source": _source(info, data), "versions": versions(),
                  "calibration": {"windows": int(len(idx)), "of": int(len(train)),
@@ -284,6 +291,10 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
                              "latent": "(1, D)", "phone_inputs": "latents (1, M, D) float32 "
                              "(int8 latents dequantized with quantization.latent), present "
                              "(1, M) float32 1/0"},
+                 "samples": {"path": SAMPLES, "sha256": file_sha256(tmp / SAMPLES),
+                             "windows": int(n_samples), "split": "test",
+                             "content": "raw sensor windows x_<modality> (N, C, T) float32 in "
+                             "the units of the recording, labels y (N,)"},
                  "phone_int8": "not exported: the phone model is tiny and runs in float"}
         manifest = Manifest(tmp, BUNDLE_FORMAT_VERSION, __version__, list(info.classes), dim,
                             fingerprint_of(hashes), entries, agg, extra)

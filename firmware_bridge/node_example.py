@@ -78,9 +78,9 @@ def node_source(spec: NodeSpec) -> str:
  *     static {p}_node_t node;
  *     {p}_node_init(&node);
  *     for (;;) {{
- *         float sample[{m}_CHANNELS];
- *         read_sensor(sample);                       -- raw units, contract channel order
- *         {p}_node_push(&node, sample, micros());    -- sends a frame when a window completes
+ *         float sample[{m}_CHANNELS];   (raw units, the contract's channel order)
+ *         read_sensor(sample);
+ *         {p}_node_push(&node, sample, micros());   (sends a frame per window)
  *     }}
  *
  * Build: cc -std=c99 -I. -I../common -c node_example.c (crossl_frame.h is in ../common). */
@@ -169,7 +169,8 @@ static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us)
 int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us)
 {{
     uint32_t c;
-    for (c = 0u; c < {m}_CHANNELS; c++) node->ring[node->head * {m}_CHANNELS + c] = sample[c];
+    float *slot = &node->ring[node->head * {m}_CHANNELS];
+    for (c = 0u; c < {m}_CHANNELS; c++) slot[c] = sample[c];
     node->head = node->head + 1u == {m}_WINDOW ? 0u : node->head + 1u;
     if (node->filled < {m}_WINDOW) node->filled++;
     node->since++;

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 import pytest
+from tiny_tflite import tiny_tflite
 
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import (
@@ -40,104 +40,6 @@ CDIR = Path(__file__).parent / "c"
 HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",
               "-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror"]
-
-
-def tiny_tflite(*, window: int = 4, channels: int = 2, latent: int = 6) -> bytes:
-    """A fixed int8 model built by hand: (1,T,C) -> RESHAPE (1,T*C) -> FULLY_CONNECTED -> (1,D)."""
-    import tflite as t
-
-    rng = np.random.default_rng(0)
-    n_in = window * channels
-    w = rng.integers(-127, 128, size=(latent, n_in), dtype=np.int8)
-    bias = rng.integers(-500, 500, size=latent).astype(np.int32)
-    b = flatbuffers.Builder(1024)
-
-    def vec(values: list, dtype: type) -> int:
-        return b.CreateNumpyVector(np.asarray(values, dtype))
-
-    def offsets(start: object, items: list[int]) -> int:
-        start(b, len(items))
-        for it in reversed(items):
-            b.PrependUOffsetTRelative(it)
-        return b.EndVector()
-
-    bufs = []
-    for data in (None, np.array([1, n_in], np.int32).tobytes(), w.tobytes(), bias.tobytes()):
-        dv = None if data is None else b.CreateByteVector(data)
-        t.BufferStart(b)
-        if dv is not None:
-            t.BufferAddData(b, dv)
-        bufs.append(t.BufferEnd(b))
-    tensors = []
-    for name, shape, typ, buf, q in (
-            ("input", [1, window, channels], t.TensorType.INT8, 0, (0.05, 3)),
-            ("shape", [2], t.TensorType.INT32, 1, None),
-            ("flat", [1, n_in], t.TensorType.INT8, 0, (0.05, 3)),
-            ("weights", [latent, n_in], t.TensorType.INT8, 2, (0.02, 0)),
-            ("bias", [latent], t.TensorType.INT32, 3, (0.05 * 0.02, 0)),
-            ("latent", [1, latent], t.TensorType.INT8, 0, (0.1, -5))):
-        nv, sv = b.CreateString(name), vec(shape, np.int32)
-        qv = None
-        if q:
-            scale, zp = vec([q[0]], np.float32), vec([q[1]], np.int64)
-            t.QuantizationParametersStart(b)
-            t.QuantizationParametersAddScale(b, scale)
-            t.QuantizationParametersAddZeroPoint(b, zp)
-            qv = t.QuantizationParametersEnd(b)
-        t.TensorStart(b)
-        t.TensorAddShape(b, sv)
-        t.TensorAddType(b, typ)
-        t.TensorAddBuffer(b, buf)
-        t.TensorAddName(b, nv)
-        if qv is not None:
-            t.TensorAddQuantization(b, qv)
-        tensors.append(t.TensorEnd(b))
-    new_shape = vec([1, n_in], np.int32)
-    t.ReshapeOptionsStart(b)
-    t.ReshapeOptionsAddNewShape(b, new_shape)
-    opts = [t.ReshapeOptionsEnd(b)]
-    t.FullyConnectedOptionsStart(b)
-    opts.append(t.FullyConnectedOptionsEnd(b))
-    ops = []
-    for code, ins, outs, otype, opt in (
-            (0, [0, 1], [2], t.BuiltinOptions.ReshapeOptions, opts[0]),
-            (1, [2, 3, 4], [5], t.BuiltinOptions.FullyConnectedOptions, opts[1])):
-        iv, ov = vec(ins, np.int32), vec(outs, np.int32)
-        t.OperatorStart(b)
-        t.OperatorAddOpcodeIndex(b, code)
-        t.OperatorAddInputs(b, iv)
-        t.OperatorAddOutputs(b, ov)
-        t.OperatorAddBuiltinOptionsType(b, otype)
-        t.OperatorAddBuiltinOptions(b, opt)
-        ops.append(t.OperatorEnd(b))
-    codes = []
-    for op in (t.BuiltinOperator.RESHAPE, t.BuiltinOperator.FULLY_CONNECTED):
-        t.OperatorCodeStart(b)
-        t.OperatorCodeAddDeprecatedBuiltinCode(b, op)
-        t.OperatorCodeAddBuiltinCode(b, op)
-        t.OperatorCodeAddVersion(b, 1)
-        codes.append(t.OperatorCodeEnd(b))
-    tv, opv = offsets(t.SubGraphStartTensorsVector, tensors), offsets(
-        t.SubGraphStartOperatorsVector, ops)
-    gi, go, gname = vec([0], np.int32), vec([5], np.int32), b.CreateString("main")
-    t.SubGraphStart(b)
-    t.SubGraphAddTensors(b, tv)
-    t.SubGraphAddInputs(b, gi)
-    t.SubGraphAddOutputs(b, go)
-    t.SubGraphAddOperators(b, opv)
-    t.SubGraphAddName(b, gname)
-    sg = t.SubGraphEnd(b)
-    cv, sv = offsets(t.ModelStartOperatorCodesVector, codes), offsets(
-        t.ModelStartSubgraphsVector, [sg])
-    bv, desc = offsets(t.ModelStartBuffersVector, bufs), b.CreateString("crossl-edge test model")
-    t.ModelStart(b)
-    t.ModelAddVersion(b, 3)
-    t.ModelAddOperatorCodes(b, cv)
-    t.ModelAddSubgraphs(b, sv)
-    t.ModelAddDescription(b, desc)
-    t.ModelAddBuffers(b, bv)
-    b.Finish(t.ModelEnd(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
 
 
 def synth_bundle(root: Path, *, name: str = "imu") -> Path:
@@ -170,6 +72,13 @@ def edge_fw(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Path
     return out
 
 
+def _needs_tflm() -> None:
+    from export.tflm import tflm_available
+
+    if not tflm_available():
+        pytest.skip("tflite-micro not installed: no arena measurement")
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "crossl_edge.cli", "firmware", *args],
                           capture_output=True, text=True, timeout=300)
@@ -187,6 +96,7 @@ def _normalize(text: str) -> str:  # the arena depends on the TFLM version: not 
 
 
 def test_golden_sources_and_determinism(synth: Path, tmp_path: Path) -> None:
+    _needs_tflm()
     rep = generate_firmware(synth, tmp_path / "a")
     generate_firmware(synth, tmp_path / "b")
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
@@ -218,6 +128,7 @@ def test_bad_modality_names_are_refused(name: str) -> None:
 
 
 def test_cli_bad_name_exit_2_budget_exit_1_corrupt_exit_1(synth: Path, tmp_path: Path) -> None:
+    _needs_tflm()
     bad = cli(str(synth_bundle(tmp_path / "bad", name="imu-1")), "--out", str(tmp_path / "o1"))
     assert bad.returncode == 2 and "not a C identifier" in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "o1").exists()
@@ -259,8 +170,7 @@ def test_tflm_runs_each_model_with_the_measured_arena(tiny_bundle: Path, edge_fw
                                                       synth: Path, tmp_path: Path) -> None:
     from export import tflm
 
-    if not tflm.tflm_available():
-        pytest.skip("tflite-micro not installed")
+    _needs_tflm()
     generate_firmware(synth, tmp_path / "fw")
     m = load_manifest(tiny_bundle)
     cases = [(synth / "encoders" / "imu.int8.tflite", tmp_path / "fw" / "imu", "imu")]
@@ -396,3 +306,55 @@ def test_node_example_on_qemu_cortex_m4(tiny_bundle: Path, edge_fw: Path, tmp_pa
                           str(elf)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     _check(run.stdout + run.stderr, expected, e, fingerprint32(m.fingerprint))
+
+
+TFLM_STUB = """#pragma once
+#include <cstddef>
+#include <cstdint>
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+typedef enum { kTfLiteNoType = 0, kTfLiteInt8 = 9 } TfLiteType;
+typedef union { int8_t *int8; } TfLitePtrUnion;
+typedef struct { TfLiteType type; TfLitePtrUnion data; size_t bytes; } TfLiteTensor;
+namespace tflite {
+struct Model { uint32_t version() const; };
+const Model *GetModel(const void *buf);
+class MicroOpResolver {};
+template <unsigned int N> class MicroMutableOpResolver : public MicroOpResolver {
+ public:
+METHODS};
+class MicroResourceVariables;
+class MicroProfilerInterface;
+class MicroInterpreter {
+ public:
+  MicroInterpreter(const Model *model, const MicroOpResolver &op_resolver, uint8_t *tensor_arena,
+                   size_t tensor_arena_size, MicroResourceVariables *resource_variables = nullptr,
+                   MicroProfilerInterface *profiler = nullptr, bool preserve_all_tensors = false);
+  TfLiteStatus AllocateTensors();
+  TfLiteStatus Invoke();
+  TfLiteTensor *input(size_t index);
+  TfLiteTensor *output(size_t index);
+  size_t arena_used_bytes() const;
+};
+}  // namespace tflite
+"""
+
+
+def test_tflm_cc_compiles_against_the_tflm_api(edge_fw: Path, tmp_path: Path) -> None:
+    """Syntax and types of the C++ parts, against a stub of the TFLM API they use (the real
+    headers are not installed here); -Werror for both the host and Cortex-M4 g++."""
+    inc = tmp_path / "inc"
+    methods = "".join(f"  TfLiteStatus {m}();\n" for m in sorted(set(OP_METHODS.values())))
+    for rel in ("tensorflow/lite/micro/micro_interpreter.h",
+                "tensorflow/lite/micro/micro_mutable_op_resolver.h",
+                "tensorflow/lite/schema/schema_generated.h"):
+        (inc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inc / rel).write_text(TFLM_STUB.replace("METHODS", methods))
+    compilers = [c for c in ("g++", "arm-none-eabi-g++") if shutil.which(c)]
+    if not compilers:
+        pytest.skip("no C++ compiler on PATH")
+    for cxx in compilers:
+        extra = ["-mcpu=cortex-m4", "-mthumb", "-Os"] if cxx.startswith("arm") else []
+        for d in sorted(p for p in edge_fw.iterdir() if p.is_dir() and p.name != "common"):
+            subprocess.run([cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", *extra,
+                            "-fsyntax-only", f"-I{inc}", f"-I{d}",
+                            str(d / f"crossl_{d.name}_tflm.cc")], check=True)

@@ -40,6 +40,10 @@ def demo_cmd(out: Path, encoder: str, seed: int, quick: bool, as_json: bool) -> 
         if not as_json:
             click.echo(msg)
 
+    from crossl_edge.errors import CheckFailed
+
     summary = run_demo(DemoConfig(out=out, encoder=encoder, seed=seed, quick=quick), say=say)
     if as_json:
         echo_json(summary)
+    if not summary["passed"]:
+        raise CheckFailed("int8 parity failed on the demo bundle; see the parity report above.")

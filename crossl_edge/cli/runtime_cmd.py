@@ -5,34 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Any
 
 import click
 
 from crossl_edge.cli.common import echo_json
 from crossl_edge.errors import UsageError
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[_fmt(c) for c in r] for r in rows]
-    widths = [
-        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
-    ]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1e3:.1f}"
+from crossl_edge.runtime.tables import ms as _ms
 
 
 @click.command("serve")
@@ -258,6 +236,7 @@ def simulate_cmd(
     """
     from crossl_edge.atomic import write_json
     from crossl_edge.runtime.simulate import simulate
+    from crossl_edge.runtime.tables import format_simulation
 
     rates = _floats(loss, "--loss")
     res = simulate(
@@ -280,47 +259,4 @@ def simulate_cmd(
     if as_json:
         echo_json(res.to_json())
         return
-    click.echo(
-        f"{res.windows} windows, transport {res.transport}; offline (no network): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in res.offline.items())
-    )
-    heads = [
-        "scenario",
-        "coverage",
-        "accuracy",
-        "macro_f1",
-        "acc_all",
-        "agree",
-        "sent",
-        "dropped",
-        "recv",
-        "dups",
-        "late",
-        "p50_ms",
-        "p99_ms",
-    ]
-
-    def row(r: Any) -> list[Any]:
-        return [
-            r.name,
-            r.coverage,
-            r.accuracy,
-            r.macro_f1,
-            r.accuracy_all,
-            r.offline_agreement,
-            r.frames_sent,
-            r.frames_dropped,
-            r.frames_received,
-            r.duplicates,
-            r.late,
-            _ms(r.latency_s["p50"]),
-            _ms(r.latency_s["p99"]),
-        ]
-
-    click.echo(
-        "\naccuracy vs frame loss (accuracy/macro-F1 on predicted windows; acc_all counts "
-        "missing windows as wrong)"
-    )
-    click.echo(_table(heads, [row(r) for r in res.loss_table]))
-    click.echo("\none modality fully out")
-    click.echo(_table(heads, [row(r) for r in res.missing_table]))
+    click.echo(format_simulation(res))

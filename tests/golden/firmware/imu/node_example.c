@@ -10,9 +10,9 @@
  *     static crossl_imu_node_t node;
  *     crossl_imu_node_init(&node);
  *     for (;;) {
- *         float sample[CROSSL_IMU_CHANNELS];
- *         read_sensor(sample);                       -- raw units, contract channel order
- *         crossl_imu_node_push(&node, sample, micros());    -- sends a frame when a window completes
+ *         float sample[CROSSL_IMU_CHANNELS];   (raw units, the contract's channel order)
+ *         read_sensor(sample);
+ *         crossl_imu_node_push(&node, sample, micros());   (sends a frame per window)
  *     }
  *
  * Build: cc -std=c99 -I. -I../common -c node_example.c (crossl_frame.h is in ../common). */
@@ -101,7 +101,8 @@ static int32_t crossl_imu_node_window(crossl_imu_node_t *node, uint64_t t_us)
 int32_t crossl_imu_node_push(crossl_imu_node_t *node, const float *sample, uint64_t t_us)
 {
     uint32_t c;
-    for (c = 0u; c < CROSSL_IMU_CHANNELS; c++) node->ring[node->head * CROSSL_IMU_CHANNELS + c] = sample[c];
+    float *slot = &node->ring[node->head * CROSSL_IMU_CHANNELS];
+    for (c = 0u; c < CROSSL_IMU_CHANNELS; c++) slot[c] = sample[c];
     node->head = node->head + 1u == CROSSL_IMU_WINDOW ? 0u : node->head + 1u;
     if (node->filled < CROSSL_IMU_WINDOW) node->filled++;
     node->since++;

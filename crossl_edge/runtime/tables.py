@@ -1,0 +1,50 @@
+"""Plain-text tables for runtime results (simulation, serve stats); numpy-free, runtime path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Right-aligned columns with a dashed rule under the header."""
+    cells = [[fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.1f}"
+
+
+_HEADS = ["scenario", "coverage", "accuracy", "macro_f1", "acc_all", "agree", "sent", "dropped",
+          "recv", "dups", "late", "p50_ms", "p99_ms"]
+
+
+def _row(r: Any) -> list[Any]:
+    return [r.name, r.coverage, r.accuracy, r.macro_f1, r.accuracy_all, r.offline_agreement,
+            r.frames_sent, r.frames_dropped, r.frames_received, r.duplicates, r.late,
+            ms(r.latency_s["p50"]), ms(r.latency_s["p99"])]
+
+
+def format_simulation(res: Any) -> str:
+    """The accuracy-vs-loss and per-missing-modality tables of a SimulationResult."""
+    head = (f"{res.windows} windows, transport {res.transport}; offline (no network): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in res.offline.items()))
+    return "\n".join([
+        head, "",
+        "accuracy vs frame loss (accuracy/macro-F1 on predicted windows; acc_all counts "
+        "missing windows as wrong)",
+        table(_HEADS, [_row(r) for r in res.loss_table]), "",
+        "one modality fully out",
+        table(_HEADS, [_row(r) for r in res.missing_table])])

@@ -60,9 +60,6 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     return summary
 
 
-_FIRMWARE_READY = False
-
-
 def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
     """Export, parity, firmware and simulation stages, each through its verb's library call."""
     from export.bundle import export_bundle
@@ -87,7 +84,7 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
     say(f"parity: {'PASSED' if parity.passed else 'FAILED'}; report: {report}")
     stages["parity"] = {"passed": parity.passed, "report": str(report),
                         "failures": list(parity.failures)}
-    if _stage_available("firmware_bridge.firmware") and _FIRMWARE_READY:
+    if _stage_available("firmware_bridge.firmware"):
         stages["firmware"] = _firmware_stage(bundle, out, say)
     if _stage_available("crossl_edge.runtime.simulate"):
         stages["simulate"] = _simulate_stage(bundle, out, say)
@@ -95,11 +92,11 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
 
 
 def _firmware_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    from firmware_bridge.firmware import format_table, generate_firmware
+    from firmware_bridge.firmware import generate_firmware
 
     say("[4/5] generating firmware sources for each sensor node ...")
     report = generate_firmware(bundle, out / "firmware")
-    say(format_table(report))
+    say(report.table())
     say(f"firmware: {out / 'firmware'}")
     return report.to_json()
 

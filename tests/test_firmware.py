@@ -306,6 +306,9 @@ def test_node_example_on_qemu_cortex_m4(tiny_bundle: Path, edge_fw: Path, tmp_pa
                           str(elf)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     _check(run.stdout + run.stderr, expected, e, fingerprint32(m.fingerprint))
+    size = subprocess.run([gcc.replace("-gcc", "-size"), str(elf)], capture_output=True,
+                          text=True, check=True).stdout
+    print(f"\nQEMU image (node example + codec + harness + libgcc soft-float):\n{size}")
 
 
 TFLM_STUB = """#pragma once

@@ -169,6 +169,10 @@ def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str,
     if src.get("run") and Path(src["run"], "run.json").is_file():
         from crossl_edge.rundir import load_run_dataset, read_run
         test = load_run_dataset(read_run(src["run"]), data=src.get("data_path")).test
+    elif isinstance(manifest.extra.get("samples"), dict) and \
+            manifest.path(manifest.extra["samples"]["path"]).is_file():
+        from crossl_edge.samples import load_samples
+        return load_samples(manifest.path(manifest.extra["samples"]["path"]), names)
     elif src.get("dataset"):
         from crossl_edge.data.registry import load_dataset
         test = load_dataset(src["dataset"], path=src.get("data_path"),

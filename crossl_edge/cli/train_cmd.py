@@ -117,13 +117,18 @@ def train(
         modalities=tuple(modalities.split(",")) if modalities else None,
         **kw,
     )  # type: ignore[arg-type]
+    import os
+
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     total = cfg.epochs + (0 if cfg.mode == "sup" else cfg.pretrain_epochs)
-    with progress("training", total, enabled=not as_json) as advance:
+    with progress("training", total, enabled=not as_json and main_rank) as advance:
 
         def on_epoch(phase: str, epoch: int, logs: dict[str, float]) -> None:
             advance(1, description=phase, info=f"val {logs['val_loss']:.3f}")
 
         result = train_run(cfg, out, resume=resume, overwrite=overwrite, callbacks=[on_epoch])
+    if not main_rank:
+        return
     if as_json:
         echo_json(result.metrics)
         return

@@ -125,14 +125,12 @@ class BenchResult:
                 "ratios": self.ratios, "notes": self.notes}
 
 
-
 def _open(runtime: str, path: Path, threads: int, xnnpack: bool | None) -> Any:
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
     if runtime == "onnxruntime":
         return OnnxRunner(path, threads=threads)
     return TFLiteRunner(path, threads=threads, xnnpack=bool(xnnpack), backend=runtime)
-
 
 
 @dataclass(frozen=True)
@@ -206,7 +204,6 @@ def bench_model(row: BenchRow, path: Path, feeds: list[tuple[np.ndarray, ...]],
     return row
 
 
-
 def _encoder_feeds(m: Any, raw: np.ndarray, kind: str) -> list[tuple[np.ndarray, ...]]:
     if kind.startswith("tflite"):
         return [(m.tflite_input(w, int8=kind == "tflite_int8"),) for w in raw]
@@ -237,7 +234,6 @@ def _phone_feeds(manifest: Manifest, latents: dict[str, np.ndarray]) -> list[tup
                        for m in manifest.modalities])[None], present) for i in range(n)]
 
 
-
 def tflm_row(m: Any, path: Path, feeds: list[tuple[np.ndarray, ...]], reference: np.ndarray,
              *, runs: int) -> BenchRow:
     """A few invocations in the TFLite Micro interpreter, in a subprocess (it can segfault)."""
@@ -260,7 +256,6 @@ def tflm_row(m: Any, path: Path, feeds: list[tuple[np.ndarray, ...]], reference:
     row.note += f"; {n} runs; max {lsb} LSB vs the reference int8 latents"
     row.inputs = _inputs_record(feeds, list(range(n)), "normalized, int8")
     return row
-
 
 
 def node_path(manifest: Manifest, m: Any, windows: np.ndarray, runtime: str, *, threads: int,
@@ -331,7 +326,6 @@ def phone_path(manifest: Manifest, latents: dict[str, np.ndarray], backend: str,
               "indices": sorted({s % n for s in used})}, kept)
 
 
-
 def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
               xnnpack: Sequence[bool] = (True, False), runtimes: Sequence[str] | None = None,
               min_seconds: float = 10.0, min_runs: int = 10, windows: int = 5,
@@ -374,17 +368,22 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
             rows.append(tflm_row(m, manifest.path(m.artifacts["tflite_int8"]),
                                  _encoder_feeds(m, raw[m.name], "tflite_int8"), latents[m.name],
                                  runs=5 if quick else 20))
+    t0, x0 = threads[0], xnnpack[0]
+    jobs = [(f"node path {m.name} on {rt}", lambda m=m, rt=rt: node_path(
+        manifest, m, raw[m.name], rt, threads=t0, xnnpack=None if rt == "onnxruntime" else x0,
+        budget=budget)) for rt in compute for m in manifest.modalities]
+    jobs += [(f"phone path on {b}", lambda b=b: phone_path(manifest, latents, b, threads=t0,
+                                                           budget=budget))
+             for b in ("tflite", "onnx") if b in manifest.aggregator.artifacts
+             and any((r in TFLITE_RUNTIMES) == (b == "tflite") for r in compute)]
     paths: list[PathBench] = []
-    x0 = xnnpack[0]
-    for rt in compute:
-        for m in manifest.modalities:
-            say(f"node path {m.name} on {rt}")
-            paths.append(node_path(manifest, m, raw[m.name], rt, threads=threads[0],
-                                   xnnpack=None if rt == "onnxruntime" else x0, budget=budget))
-    for backend in [b for b in ("tflite", "onnx") if b in manifest.aggregator.artifacts
-                    and any((r in TFLITE_RUNTIMES) == (b == "tflite") for r in compute)]:
-        say(f"phone path on {backend}")
-        paths.append(phone_path(manifest, latents, backend, threads=threads[0], budget=budget))
+    for msg, job in jobs:
+        say(msg)
+        try:
+            paths.append(job())
+        except Exception as e:  # noqa: BLE001 - report the failure, keep the other figures
+            notes.append(f"{msg} failed: {type(e).__name__}: {e}")
+            log.warning("%s failed: %s", msg, e)
     env["loadavg_end"] = report.loadavg()
     settings = {"threads": list(threads), "xnnpack": list(xnnpack), "runtimes": names,
                 "min_seconds": min_seconds, "min_runs": min_runs, "windows": windows,

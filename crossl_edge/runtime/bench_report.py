@@ -45,12 +45,17 @@ def _importable(module: str) -> bool:
         return False
 
 
+def _tf_lite_usable() -> bool:
+    return _importable("tensorflow.lite") and hasattr(sys.modules["tensorflow.lite"],
+                                                      "Interpreter")
+
+
 def runtime_present(name: str) -> bool:
     """Installed here; TensorFlow counts only when something already imported it (costs ~5 s)."""
     from crossl_edge.runtime.backends import TFLITE_BACKENDS
 
-    if name == "tensorflow":
-        return "tensorflow" in sys.modules
+    if name == "tensorflow":  # what TFLiteRunner uses must exist, not just the package
+        return "tensorflow" in sys.modules and _tf_lite_usable()
     if name in TFLITE_BACKENDS:
         return _importable(TFLITE_BACKENDS[name][0])
     return importlib.util.find_spec("tflite_micro" if name == "tflm" else name) is not None
@@ -71,7 +76,10 @@ def resolve_runtimes(requested: Sequence[str] | None) -> tuple[list[str], list[s
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in RUNTIMES:
             raise UsageError(f"unknown runtime {raw!r}; choose from {', '.join(RUNTIMES)}.")
-        ok = _importable("tensorflow.lite") if name == "tensorflow" else runtime_present(name)
+        ok = _tf_lite_usable() if name == "tensorflow" else runtime_present(name)
+        if not ok and name == "tensorflow" and _importable("tensorflow"):
+            raise UsageError("tensorflow is installed but its `tensorflow.lite` module has no "
+                             "Interpreter here; use --runtime litert.")
         if not ok:
             pre = "--pre " if name == "tflm" else ""
             raise UsageError(f"runtime {name} is not installed here; `pip install {pre}"
@@ -302,7 +310,7 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of A and B side by side (median of windows, seconds); ratio = B / A."""
     def index(res: dict[str, Any]) -> dict[tuple, float]:
         d = {_key(r): r["steady"]["median_of_windows"] for r in res["rows"] if r["steady"]}
-        d.update({(p["name"], p["kind"], p["runtime"], p["threads"], p["xnnpack"]):
+        d.update({(f"path {p['name']}", p["kind"], p["runtime"], p["threads"], p["xnnpack"]):
                   p["total"]["median_of_windows"] for p in res["paths"]})
         return d
 
@@ -345,7 +353,9 @@ def plot(result: Any, path: str | Path) -> str | None:
     if not items:
         return "nothing measured: no plot"
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(items) + 1.5))
-    ax.boxplot([s * 1e6 for _, s in items], vert=False, showfliers=False)
+    new = tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    ax.boxplot([s * 1e6 for _, s in items], showfliers=False,
+               **({"orientation": "horizontal"} if new else {"vert": False}))
     ax.set_yticks(range(1, len(items) + 1), [n for n, _ in items], fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("latency per call (us, log scale; whiskers 1.5 IQR, outliers hidden)")

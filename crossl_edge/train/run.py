@@ -70,7 +70,8 @@ def model_config(ds: Dataset, cfg: TrainConfig) -> ModelConfig:
     )
 
 
-def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> bool:
+    """Validate --out against --resume/--overwrite; True when an old run must be removed."""
     if resume:
         f = out / RUN_JSON
         if not f.is_file():
@@ -78,13 +79,13 @@ def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) ->
         old = TrainConfig.from_json(json.loads(f.read_text())["train"])
         if {**old.to_json(), "device": None} != {**cfg.to_json(), "device": None}:
             raise UsageError(f"{out} was started with other settings; resume with the same ones.")
-    elif out.exists() and any(out.iterdir()):
+        return False
+    if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise UsageError(
-                f"{out} already exists; pass --resume to continue it, --overwrite to "
-                "replace it, or choose another --out."
-            )
-        shutil.rmtree(out)
+            raise UsageError(f"{out} already exists; pass --resume to continue it, --overwrite to "
+                             "replace it, or choose another --out.")
+        return True
+    return False
 
 
 def train_run(
@@ -110,8 +111,10 @@ def train_run(
     if cfg.label_fraction < 1:
         _, lab_idx = stratified_split(fit_w.labels, fraction=cfg.label_fraction, seed=cfg.seed + 1)
     mcfg = model_config(ds, cfg)
-    _check_out(out, cfg, resume=resume, overwrite=overwrite)
+    remove_old = _check_out(out, cfg, resume=resume, overwrite=overwrite)  # every rank checks
     ctx: DistContext = init_distributed(device)
+    if remove_old and ctx.is_main:
+        shutil.rmtree(out)
     if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)

@@ -6,6 +6,7 @@ Imports nothing heavy at module load; each runner imports its runtime when opene
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import importlib.metadata
 import logging
 from dataclasses import dataclass
@@ -35,6 +36,16 @@ def _version(dist: str) -> str:
     return "unknown"
 
 
+def _interpreter_module(name: str) -> Any:
+    """The module holding ``Interpreter`` for backend ``name`` (tf.lite is an attribute in TF)."""
+    module = importlib.import_module(TFLITE_BACKENDS[name][0])
+    if name == "tensorflow":
+        module = importlib.import_module("tensorflow").lite
+    if not hasattr(module, "Interpreter"):
+        raise ImportError(f"{name} has no TFLite Interpreter")
+    return module
+
+
 def tflite_backends_available() -> list[str]:
     """TFLite backends that import here, in preference order."""
     out = []
@@ -42,7 +53,7 @@ def tflite_backends_available() -> list[str]:
         if name == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
             continue
         try:
-            importlib.import_module(module)
+            _interpreter_module(name)
             out.append(name)
         except Exception:  # noqa: BLE001 - a broken wheel (e.g. numpy ABI) counts as absent
             continue
@@ -52,7 +63,7 @@ def tflite_backends_available() -> list[str]:
 def _first_tflite_backend() -> str:
     for name, (module, _) in TFLITE_BACKENDS.items():
         try:
-            importlib.import_module(module)
+            _interpreter_module(name)
             return name
         except Exception:  # noqa: BLE001 - a broken wheel counts as absent
             continue
@@ -93,7 +104,7 @@ class TFLiteRunner:
                 f"unknown TFLite backend {backend!r}; choose one of {', '.join(TFLITE_BACKENDS)}."
             )
         self.backend = backend or _first_tflite_backend()
-        module = importlib.import_module(TFLITE_BACKENDS[self.backend][0])
+        module = _interpreter_module(self.backend)
         self.version = _version(TFLITE_BACKENDS[self.backend][1])
         self.xnnpack, self.threads = xnnpack, threads
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}

@@ -6,8 +6,8 @@ Imports nothing heavy at module load; each runner imports its runtime when opene
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import importlib.metadata
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +49,7 @@ def _interpreter_module(name: str) -> Any:
 def tflite_backends_available() -> list[str]:
     """TFLite backends that import here, in preference order."""
     out = []
-    for name, (module, _) in TFLITE_BACKENDS.items():
+    for name in TFLITE_BACKENDS:
         if name == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
             continue
         try:
@@ -61,7 +61,7 @@ def tflite_backends_available() -> list[str]:
 
 
 def _first_tflite_backend() -> str:
-    for name, (module, _) in TFLITE_BACKENDS.items():
+    for name in TFLITE_BACKENDS:
         try:
             _interpreter_module(name)
             return name

@@ -97,6 +97,8 @@ def main() -> None:
         action="store_true",
         help="The official code's optimiser settings: lr 1e-4, no modality dropout.",
     )
+    p.add_argument("--label-fraction", type=float, default=1.0,
+                   help="Label-efficiency run: fraction of labelled windows for downstream.")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     overrides = (
@@ -104,6 +106,8 @@ def main() -> None:
         if args.official
         else {}
     )
+    if args.label_fraction < 1:
+        overrides["label_fraction"] = args.label_fraction
     result = run(
         seeds=[int(s) for s in args.seeds.split(",")],
         encoders=args.encoders.split(","),
@@ -113,6 +117,8 @@ def main() -> None:
     name = args.name or (
         "basicmotions_protocol_official_hparams" if args.official else "basicmotions_protocol"
     )
+    if args.label_fraction < 1 and not args.name:
+        name += f"_labels{args.label_fraction:g}"
     path = save(name, result)
     (path.with_suffix(".md")).write_text(markdown(result) + "\n")
     print(markdown(result))

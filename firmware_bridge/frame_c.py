@@ -5,9 +5,10 @@ Run `python -m firmware_bridge.frame_c` to rewrite it, `--check` to verify the c
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from firmware_bridge.generated import generator_main, sync_file
 
 from . import frame as F
 
@@ -375,24 +376,13 @@ def render_header() -> str:
 
 
 def write_header(path: Path = HEADER_PATH, *, check: bool = False) -> bool:
-    """Write (or with check=True only compare) the header; return True if it was up to date."""
-    text = render_header()
-    current = path.read_text() if path.exists() else None
-    if not check and current != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return current == text
+    """Write (or with check=True only compare) the file; return True if it was up to date."""
+    return sync_file(path, render_header(), check=check)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=HEADER_PATH, help="header path to write")
-    parser.add_argument("--check", action="store_true", help="fail if the file is stale")
-    args = parser.parse_args(argv)
-    if write_header(args.out, check=args.check) or not args.check:
-        return 0
-    print(f"{args.out} is stale: run python -m firmware_bridge.frame_c", file=sys.stderr)
-    return 1
+    return generator_main(argv, description=__doc__ or "", default=HEADER_PATH, write=write_header,
+                          module="firmware_bridge.frame_c")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ Run `python -m firmware_bridge.frame_doc` to rewrite it, `--check` to verify the
 
 from __future__ import annotations
 
-import argparse
 import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from firmware_bridge.generated import generator_main, sync_file
 
 from . import frame as F
 from .cobs import cobs_max_encoded_size
@@ -186,23 +187,13 @@ def render_doc() -> str:
 
 
 def write_doc(path: Path = DOC_PATH, *, check: bool = False) -> bool:
-    """Write (or with check=True only compare) the spec; return True if it was up to date."""
-    text = render_doc()
-    current = path.read_text() if path.exists() else None
-    if not check and current != text:
-        path.write_text(text)
-    return current == text
+    """Write (or with check=True only compare) the file; return True if it was up to date."""
+    return sync_file(path, render_doc(), check=check)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DOC_PATH, help="markdown path to write")
-    parser.add_argument("--check", action="store_true", help="fail if the file is stale")
-    args = parser.parse_args(argv)
-    if write_doc(args.out, check=args.check) or not args.check:
-        return 0
-    print(f"{args.out} is stale: run python -m firmware_bridge.frame_doc", file=sys.stderr)
-    return 1
+    return generator_main(argv, description=__doc__ or "", default=DOC_PATH, write=write_doc,
+                          module="firmware_bridge.frame_doc")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,9 @@ def run_phase(
         if ctx.is_main:
             save_state(run_dir, model, state)
         ctx.barrier()
-        log.info("%s epoch %d: train %.4f val %.4f", phase, epoch, logs["train_loss"], val_loss)
+        if ctx.is_main:
+            log.info("%s epoch %d: train %.4f val %.4f", phase, epoch, logs["train_loss"],
+                     val_loss)
         for cb in callbacks:
             cb(phase, epoch, logs)
     if state.best_state is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -23,10 +22,6 @@ class DemoConfig:
     encoder: str = "edge"
     seed: int = 0
     quick: bool = False
-
-
-def _stage_available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
@@ -52,8 +47,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
         },
     }
     say(format_table(res.metrics))
-    if _stage_available("export.bundle"):
-        summary.update(_export_stages(res.run_dir, out, say))
+    summary.update(_export_stages(res.run_dir, out, say))
     summary["passed"] = bool(summary.get("parity", {}).get("passed", True))
     write_json(out / "demo-summary.json", summary)
     say(f"summary: {out / 'demo-summary.json'}")
@@ -61,7 +55,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
 
 
 def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Export, parity, firmware and simulation stages, each through its verb's library call."""
+    """Export, parity, firmware and simulation, each through its verb's library call."""
     from export.bundle import export_bundle
     from export.parity import format_table as parity_table
     from export.parity import run_parity
@@ -84,10 +78,8 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
     say(f"parity: {'PASSED' if parity.passed else 'FAILED'}; report: {report}")
     stages["parity"] = {"passed": parity.passed, "report": str(report),
                         "failures": list(parity.failures)}
-    if _stage_available("firmware_bridge.firmware"):
-        stages["firmware"] = _firmware_stage(bundle, out, say)
-    if _stage_available("crossl_edge.runtime.simulate"):
-        stages["simulate"] = _simulate_stage(bundle, out, say)
+    stages["firmware"] = _firmware_stage(bundle, out, say)
+    stages["simulate"] = _simulate_stage(bundle, out, say)
     return stages
 
 

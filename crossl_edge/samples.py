@@ -9,10 +9,14 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossl_edge.errors import UsageError
+from crossl_edge.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from crossl_edge.manifest import Manifest
 
 SAMPLES = "samples.npz"
 
@@ -33,13 +37,34 @@ def samples_bytes(windows: dict[str, np.ndarray], labels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def load_samples(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Read samples.npz back: raw windows per modality in ``names`` and the labels."""
+def load_samples(path: str | Path, names: list[str], *, manifest: Manifest | None = None,
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Read raw windows {m: (N, C, T)} for ``names`` and labels (N,) from a samples-style .npz.
+
+    With ``manifest``, also check every window's shape and the labels against the bundle.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} is missing; re-export the bundle or pass --data.")
-    with np.load(path, allow_pickle=False) as z:
-        missing = [m for m in names if f"x_{m}" not in z]
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} as .npz ({e}); pass a file with keys "
+                         "x_<modality> and y.") from e
+    with z:
+        missing = [k for k in [f"x_{n}" for n in names] + ["y"] if k not in z.files]
         if missing:
-            raise UsageError(f"{path} lacks modalities {missing}; re-export the bundle.")
-        return {m: z[f"x_{m}"] for m in names}, z["y"]
+            raise DataError(f"{path} lacks {', '.join(missing)}; it needs x_<modality> "
+                            "(N, C, T) for every bundle modality and y (N,).")
+        xs = {n: np.asarray(z[f"x_{n}"], np.float32) for n in names}
+        y = np.asarray(z["y"]).astype(np.int64).reshape(-1)
+    if manifest is not None:
+        for m in manifest.modalities:
+            want = (len(y), len(m.channels), m.window)
+            if xs[m.name].shape != want:
+                raise DataError(f"x_{m.name} in {path} has shape {xs[m.name].shape}, the bundle "
+                                f"needs {want}.")
+        if len(y) == 0 or y.min() < 0 or y.max() >= len(manifest.classes):
+            raise DataError(f"y in {path} must be class indices in "
+                            f"0..{len(manifest.classes) - 1}.")
+    return xs, y

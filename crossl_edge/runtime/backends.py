@@ -36,7 +36,7 @@ def _version(dist: str) -> str:
     return "unknown"
 
 
-def _interpreter_module(name: str) -> Any:
+def interpreter_module(name: str) -> Any:
     """The module holding ``Interpreter`` for backend ``name`` (tf.lite is an attribute in TF)."""
     module = importlib.import_module(TFLITE_BACKENDS[name][0])
     if name == "tensorflow":
@@ -46,35 +46,30 @@ def _interpreter_module(name: str) -> Any:
     return module
 
 
+def tflite_backend_usable(name: str) -> bool:
+    """Backend ``name`` imports and has an Interpreter (a broken wheel counts as absent)."""
+    if importlib.util.find_spec(TFLITE_BACKENDS[name][0].split(".")[0]) is None:
+        return False
+    try:
+        interpreter_module(name)
+        return True
+    except Exception:  # noqa: BLE001 - e.g. a numpy ABI mismatch in an old wheel
+        return False
+
+
 def tflite_backends_available() -> list[str]:
-    """TFLite backends that import here, in preference order."""
-    out = []
-    for name in TFLITE_BACKENDS:
-        if name == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
-            continue
-        try:
-            _interpreter_module(name)
-            out.append(name)
-        except Exception:  # noqa: BLE001 - a broken wheel (e.g. numpy ABI) counts as absent
-            continue
-    return out
+    """TFLite backends usable here, in preference order."""
+    return [name for name in TFLITE_BACKENDS if tflite_backend_usable(name)]
 
 
 def _first_tflite_backend() -> str:
     for name in TFLITE_BACKENDS:
-        try:
-            _interpreter_module(name)
+        if tflite_backend_usable(name):
             return name
-        except Exception:  # noqa: BLE001 - a broken wheel counts as absent
-            continue
     raise UsageError(
         "no TFLite runtime is installed; `pip install ai-edge-litert` "
         "(or tflite-runtime on an old Raspberry Pi OS image)."
     )
-
-
-def onnx_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 @dataclass
@@ -104,7 +99,7 @@ class TFLiteRunner:
                 f"unknown TFLite backend {backend!r}; choose one of {', '.join(TFLITE_BACKENDS)}."
             )
         self.backend = backend or _first_tflite_backend()
-        module = _interpreter_module(self.backend)
+        module = interpreter_module(self.backend)
         self.version = _version(TFLITE_BACKENDS[self.backend][1])
         self.xnnpack, self.threads = xnnpack, threads
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}

@@ -35,29 +35,14 @@ MEMORY_NOTE = ("VmRSS/VmHWM from /proc/self/status, peak reset through /proc/sel
 # ---------------------------------------------------------------------------- runtimes
 
 
-def _importable(module: str) -> bool:
-    if importlib.util.find_spec(module.split(".")[0]) is None:
-        return False
-    try:
-        importlib.import_module(module)
-        return True
-    except Exception:  # noqa: BLE001 - a broken wheel (numpy ABI, glibc) counts as absent
-        return False
-
-
-def _tf_lite_usable() -> bool:
-    return _importable("tensorflow.lite") and hasattr(sys.modules["tensorflow.lite"],
-                                                      "Interpreter")
-
-
 def runtime_present(name: str) -> bool:
     """Installed here; TensorFlow counts only when something already imported it (costs ~5 s)."""
-    from crossl_edge.runtime.backends import TFLITE_BACKENDS
+    from crossl_edge.runtime.backends import TFLITE_BACKENDS, tflite_backend_usable
 
-    if name == "tensorflow":  # what TFLiteRunner uses must exist, not just the package
-        return "tensorflow" in sys.modules and _tf_lite_usable()
+    if name == "tensorflow":
+        return "tensorflow" in sys.modules and tflite_backend_usable(name)
     if name in TFLITE_BACKENDS:
-        return _importable(TFLITE_BACKENDS[name][0])
+        return tflite_backend_usable(name)
     return importlib.util.find_spec("tflite_micro" if name == "tflm" else name) is not None
 
 
@@ -76,10 +61,9 @@ def resolve_runtimes(requested: Sequence[str] | None) -> tuple[list[str], list[s
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in RUNTIMES:
             raise UsageError(f"unknown runtime {raw!r}; choose from {', '.join(RUNTIMES)}.")
-        ok = _tf_lite_usable() if name == "tensorflow" else runtime_present(name)
-        if not ok and name == "tensorflow" and _importable("tensorflow"):
-            raise UsageError("tensorflow is installed but its `tensorflow.lite` module has no "
-                             "Interpreter here; use --runtime litert.")
+        from crossl_edge.runtime.backends import tflite_backend_usable
+
+        ok = tflite_backend_usable(name) if name == "tensorflow" else runtime_present(name)
         if not ok:
             pre = "--pre " if name == "tflm" else ""
             raise UsageError(f"runtime {name} is not installed here; `pip install {pre}"

@@ -20,6 +20,7 @@ from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
 from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.serve import latency_summary, serve
 from crossl_edge.runtime.transports import UdpReceiver, UdpSender
+from crossl_edge.samples import load_samples
 from firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str,
                                                                      np.ndarray]:
     """Raw test windows {modality: (N, C, T)} and labels from ``data`` (.npz) or the run."""
     if data is not None:
-        return _load_npz(manifest, Path(data))
+        return load_samples(data, manifest.names, manifest=manifest)
     src = manifest.extra.get("source")
     src = src if isinstance(src, dict) else {}
     names = manifest.names
@@ -171,8 +172,8 @@ def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str,
         test = load_run_dataset(read_run(src["run"]), data=src.get("data_path")).test
     elif isinstance(manifest.extra.get("samples"), dict) and \
             manifest.path(manifest.extra["samples"]["path"]).is_file():
-        from crossl_edge.samples import load_samples
-        return load_samples(manifest.path(manifest.extra["samples"]["path"]), names)
+        return load_samples(manifest.path(manifest.extra["samples"]["path"]), names,
+                            manifest=manifest)
     elif src.get("dataset"):
         from crossl_edge.data.registry import load_dataset
         test = load_dataset(src["dataset"], path=src.get("data_path"),
@@ -184,29 +185,6 @@ def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str,
     if missing:
         raise DataError(f"the run's test data lacks modalities {missing}; pass --data FILE.npz.")
     return {n: test.data[n] for n in names}, test.labels
-
-
-def _load_npz(manifest: Manifest, path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {path} as .npz ({e}); pass a file with keys "
-                         "x_<modality> and y.") from e
-    with z:
-        missing = [k for k in [f"x_{n}" for n in manifest.names] + ["y"] if k not in z.files]
-        if missing:
-            raise DataError(f"{path} lacks {', '.join(missing)}; it needs x_<modality> "
-                            "(N, C, T) for every bundle modality and y (N,).")
-        xs = {m.name: np.asarray(z[f"x_{m.name}"], np.float32) for m in manifest.modalities}
-        y = np.asarray(z["y"]).astype(np.int64).reshape(-1)
-    for m in manifest.modalities:
-        want = (len(y), len(m.channels), m.window)
-        if xs[m.name].shape != want:
-            raise DataError(f"x_{m.name} in {path} has shape {xs[m.name].shape}, the bundle "
-                            f"needs {want}.")
-    if len(y) == 0 or y.min() < 0 or y.max() >= len(manifest.classes):
-        raise DataError(f"y in {path} must be class indices in 0..{len(manifest.classes) - 1}.")
-    return xs, y
 
 
 def simulate(bundle: str | Path, *, data: str | Path | None = None,

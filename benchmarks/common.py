@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -10,24 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from crossl_edge.atomic import write_json
+from crossl_edge.runtime.backends import dist_version
+from crossl_edge.runtime.bench_report import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, Any]:
     """What a reader needs to reproduce a figure: CPU, cores, OS, Python, package versions."""
-    pkgs = {}
-    for name in (
+    found = {name: dist_version(name, default="") for name in (
         "torch",
         "tensorflow-cpu",
         "tensorflow",
@@ -37,11 +27,8 @@ def environment() -> dict[str, Any]:
         "tflite-micro",
         "numpy",
         "crossl-edge",
-    ):
-        try:
-            pkgs[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    )}
+    pkgs = {name: version for name, version in found.items() if version}
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

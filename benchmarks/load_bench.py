@@ -94,7 +94,7 @@ def run(bundle: str | Path, cfg: LoadConfig) -> dict[str, Any]:
             rx.address,
             ids,
             manifest.latent_dim,
-            manifest.fingerprint & 0xFFFFFFFF,
+            manifest.fingerprint,
             cfg,
             replicas,
             child,

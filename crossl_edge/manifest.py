@@ -56,9 +56,9 @@ class ModalityEntry:
     stats: dict[str, Any] = field(default_factory=dict)  # params, MACs, sizes, arena...
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
-        """Raw window (C, T) in sensor units -> normalized float32 (C, T)."""
+        """Raw window(s) (..., C, T) in sensor units -> normalized float32, same shape."""
         raw = np.asarray(raw, np.float32)
-        if raw.shape != (len(self.channels), self.window):
+        if raw.shape[-2:] != (len(self.channels), self.window):
             raise UsageError(
                 f"modality {self.name!r} expects a window of shape "
                 f"({len(self.channels)}, {self.window}), got {raw.shape}."

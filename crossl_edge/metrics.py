@@ -49,3 +49,9 @@ def modality_subsets(names: tuple[str, ...] | list[str]) -> list[tuple[str, ...]
 def presence_vector(names: tuple[str, ...] | list[str], subset: tuple[str, ...]) -> np.ndarray:
     """(M,) float32 with 1 where the modality is in ``subset``."""
     return np.array([1.0 if n in subset else 0.0 for n in names], dtype=np.float32)
+
+
+def cosine_rows(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``got`` (N, D) with the same row of ``ref``."""
+    den = np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1) + 1e-12
+    return (got * ref).sum(-1) / den

@@ -5,7 +5,6 @@ manifest.json; every artifact is checked against PyTorch as soon as it is writte
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from crossl_edge.manifest import (
     fingerprint_of,
     to_json,
 )
+from crossl_edge.metrics import cosine_rows
+from crossl_edge.runtime.backends import dist_version, run_each
 from crossl_edge.samples import SAMPLES, samples_bytes
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 CHECK_WINDOWS = 16          # windows each artifact is checked on right after it is written
 FLOAT_TOL = 1e-4            # max abs error of a float artifact vs PyTorch (relative to max |y|)
 INT8_MIN_COSINE = 0.95      # mean cosine below this: the int8 artifact is broken
-TFLM_MAX_LSB = 1            # TFLM vs LiteRT builtin kernels (XNNPACK rounds differently)
 PHONE_INPUTS = ["latents", "present"]
 INPUT_PERCENTILES = (100.0, 99.9, 99.5)   # candidate int8 input ranges (percentile clip)
 Progress = Callable[..., None]
@@ -46,14 +46,10 @@ MAX_SAMPLES = 64  # raw test windows shipped in samples.npz for bench/simulate/t
 
 def versions() -> dict[str, str]:
     """Versions of the converters and runtimes that built and checked the bundle."""
-    out = {"crossl-edge": __version__}
-    for dist in ("torch", "tensorflow-cpu", "tensorflow", "onnx", "onnxruntime", "onnxscript",
-                 "ai-edge-litert", "tflite-micro"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    dists = ("torch", "tensorflow-cpu", "tensorflow", "onnx", "onnxruntime", "onnxscript",
+             "ai-edge-litert", "tflite-micro")
+    found = {d: dist_version(d, default="") for d in dists}
+    return {"crossl-edge": __version__, **{d: v for d, v in found.items() if v}}
 
 
 def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
@@ -75,9 +71,7 @@ def _float_check(what: str, got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _cosine_check(what: str, got: np.ndarray, ref: np.ndarray) -> float:
-    num = (got * ref).sum(-1)
-    den = np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1) + 1e-12
-    cmean = float((num / den).mean())
+    cmean = float(cosine_rows(got, ref).mean())
     if not np.isfinite(cmean) or cmean < INT8_MIN_COSINE:
         raise CheckFailed(f"{what} is broken (mean latent cosine {cmean:.3f} vs PyTorch right "
                           "after export); check the calibration windows.")
@@ -87,10 +81,6 @@ def _cosine_check(what: str, got: np.ndarray, ref: np.ndarray) -> float:
 def _write(root: Path, rel: str, data: bytes) -> Path:
     write_bytes(root / rel, data)
     return root / rel
-
-
-def _run_all(runner: Any, xs: np.ndarray) -> np.ndarray:
-    return np.concatenate([runner.run(x[None]) for x in xs])
 
 
 def _pick_input_range(scratch: Path, twin: Any, encoder: Any, calib: np.ndarray,
@@ -112,10 +102,8 @@ def _pick_input_range(scratch: Path, twin: Any, encoder: Any, calib: np.ndarray,
         r = TFLiteRunner(scratch)
         i, o = r.inputs[0], r.outputs[0]
         y = QParams(o.scale, o.zero_point).dequantize(
-            _run_all(r, QParams(i.scale, i.zero_point).quantize(calib.transpose(0, 2, 1))))
-        cos = (y * ref).sum(-1) / (np.linalg.norm(y, axis=-1) * np.linalg.norm(ref, axis=-1)
-                                   + 1e-12)
-        score = float(cos.min())
+            run_each(r, QParams(i.scale, i.zero_point).quantize(calib.transpose(0, 2, 1))))
+        score = float(cosine_rows(y, ref).min())
         log.debug("input percentile %s: worst calibration cosine %.5f", pct, score)
         if best is None or score > best[1] + 1e-4:
             best = (pct, score, q)
@@ -145,13 +133,13 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray,
     f_onnx = onnx_export.encoder_onnx(encoder, channels=c, window=t)
     p = _write(root, arts["onnx"], f_onnx)
     stats["checks"]["onnx_max_abs_err"] = _float_check(
-        f"{name} ONNX float", _run_all(OnnxRunner(p), check), ref)
+        f"{name} ONNX float", run_each(OnnxRunner(p), check), ref)
     advance(info=f"{name}: onnx")
     twin = keras_encoder(encoder, window=t, name=f"{name}_encoder")
     _float_check(f"{name} Keras twin", twin(check.transpose(0, 2, 1)).numpy(), ref)
     p = _write(root, arts["tflite"], tflite_export.encoder_tflite(twin, window=t, channels=c))
     stats["checks"]["tflite_max_abs_err"] = _float_check(
-        f"{name} TFLite float", _run_all(TFLiteRunner(p), check.transpose(0, 2, 1)), ref)
+        f"{name} TFLite float", run_each(TFLiteRunner(p), check.transpose(0, 2, 1)), ref)
     advance(info=f"{name}: tflite")
     pct, q_bytes = _pick_input_range(root / arts["tflite_int8"], twin, encoder, calib)
     stats["calibration_input_percentile"] = pct
@@ -160,7 +148,7 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray,
     i, o = runner.inputs[0], runner.outputs[0]
     qin, qlat = QParams(i.scale, i.zero_point), QParams(o.scale, o.zero_point)
     x_q = qin.quantize(check.transpose(0, 2, 1))                          # (n, T, C) int8
-    y_q = _run_all(runner, x_q)                                           # (n, D) int8
+    y_q = run_each(runner, x_q)                                           # (n, D) int8
     stats["checks"]["tflite_int8_mean_cosine"] = _cosine_check(
         f"{name} TFLite int8", qlat.dequantize(y_q), ref)
     bad = tflite_export.float_tensor_ops(q_bytes)
@@ -175,13 +163,13 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray,
     p_onnx8 = _write(root, arts["onnx_int8"], onnx_export.encoder_onnx_int8(
         f_onnx, calibration=tflite_export.clip_percentile(calib, pct)))
     stats["checks"]["onnx_int8_mean_cosine"] = _cosine_check(
-        f"{name} ONNX int8", _run_all(OnnxRunner(p_onnx8), check), ref)
+        f"{name} ONNX int8", run_each(OnnxRunner(p_onnx8), check), ref)
     advance(info=f"{name}: onnx int8")
     if tflm.tflm_available():
         micro = tflm.run_tflm(p, x_q[:, None])[:, 0]                     # (n, D) int8
-        builtin = _run_all(TFLiteRunner(p, xnnpack=False), x_q)          # same kernels family
+        builtin = run_each(TFLiteRunner(p, xnnpack=False), x_q)          # same kernels family
         lsb = int(np.abs(micro.astype(int) - builtin.astype(int)).max())
-        if lsb > TFLM_MAX_LSB:
+        if lsb > tflm.TFLM_MAX_LSB:
             raise CheckFailed(f"{name} int8 TFLite gives different results on TFLite Micro "
                               f"({lsb} LSB off LiteRT's builtin kernels); report this model.")
         arena = tflm.measure_arena(p)

@@ -135,9 +135,3 @@ def encoder_onnx_int8(float_onnx: bytes, *, calibration: np.ndarray) -> bytes:
                               "check the calibration windows.") from e
         return _clean(dst.read_bytes())
 
-
-def onnx_ops(model_bytes: bytes) -> list[str]:
-    """Sorted op types of an ONNX graph."""
-    import onnx
-
-    return sorted({n.op_type for n in onnx.load_from_string(model_bytes).graph.node})

@@ -13,11 +13,13 @@ import numpy as np
 
 from crossl_edge.errors import UsageError
 from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
+from crossl_edge.metrics import cosine_rows
+from crossl_edge.runtime.backends import dist_version, run_each
+from export import tflm
 
 log = logging.getLogger(__name__)
 
 PIPELINES = ("tflite_int8", "onnx_int8")     # deployed int8 pipelines checked end to end
-TFLM_MAX_LSB = 1
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,7 @@ class ParityResult:
 
 def latent_stats(got: np.ndarray, ref: np.ndarray, scale: float) -> dict[str, float]:
     """Cosine mean/min, SQNR (dB) and error in output LSBs of latents (N, D) vs reference."""
-    num = (got * ref).sum(-1)
-    den = np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1) + 1e-12
-    cos = num / den
+    cos = cosine_rows(got, ref)
     err = np.abs(got - ref)
     noise = float(((got - ref) ** 2).sum())
     sqnr = 10 * np.log10(float((ref ** 2).sum()) / noise) if noise > 0 else float("inf")
@@ -113,32 +113,12 @@ def _reference_model(m: Manifest) -> Any | None:
     return load_model(run)[1]
 
 
-def _dist_version(dist: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
-
-
-def _normalized(e: ModalityEntry, raw: np.ndarray) -> np.ndarray:
-    mean = np.asarray(e.normalization["mean"], np.float32)[None, :, None]
-    std = np.asarray(e.normalization["std"], np.float32)[None, :, None]
-    return ((raw - mean) / std).astype(np.float32)                     # (N, C, T)
-
-
-def _run(runner: Any, xs: np.ndarray) -> np.ndarray:
-    return np.concatenate([runner.run(x[None]) for x in xs])
-
-
 def encoder_parity(m: Manifest, e: ModalityEntry, x: np.ndarray, model: Any | None,
                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per-encoder metrics and latents (N, D) of every format for normalized windows (N, C, T)."""
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
-    from export import tflm
 
-    lat: dict[str, np.ndarray] = {"onnx": _run(OnnxRunner(m.path(e.artifacts["onnx"])), x)}
+    lat: dict[str, np.ndarray] = {"onnx": run_each(OnnxRunner(m.path(e.artifacts["onnx"])), x)}
     if model is not None:
         import torch
 
@@ -148,13 +128,13 @@ def encoder_parity(m: Manifest, e: ModalityEntry, x: np.ndarray, model: Any | No
         lat["reference"] = lat["onnx"]
     ref = lat["reference"]
     x_nwc = x.transpose(0, 2, 1)
-    lat["tflite"] = _run(TFLiteRunner(m.path(e.artifacts["tflite"])), x_nwc)
+    lat["tflite"] = run_each(TFLiteRunner(m.path(e.artifacts["tflite"])), x_nwc)
     q_in = e.input_quant.quantize(x_nwc)                                 # (N, T, C) int8
     int8_path = m.path(e.artifacts["tflite_int8"])
-    q_lat = _run(TFLiteRunner(int8_path), q_in)                          # (N, D) int8, XNNPACK
-    q_builtin = _run(TFLiteRunner(int8_path, xnnpack=False), q_in)
+    q_lat = run_each(TFLiteRunner(int8_path), q_in)                          # (N, D) int8, XNNPACK
+    q_builtin = run_each(TFLiteRunner(int8_path, xnnpack=False), q_in)
     lat["tflite_int8"] = e.latent_quant.dequantize(q_lat)
-    lat["onnx_int8"] = _run(OnnxRunner(m.path(e.artifacts["onnx_int8"])), x)
+    lat["onnx_int8"] = run_each(OnnxRunner(m.path(e.artifacts["onnx_int8"])), x)
     scale = e.latent_quant.scale
     out: dict[str, Any] = {
         "float_max_abs_err": {k: float(np.abs(lat[k] - ref).max()) for k in ("onnx", "tflite")},
@@ -218,7 +198,7 @@ def run_parity(bundle: str | Path, *, data: str | None = None,
     model = _reference_model(m)
     encoders, lat, failures, suspects = {}, {}, [], []
     for e in m.modalities:
-        encoders[e.name], lat[e.name] = encoder_parity(m, e, _normalized(e, test.data[e.name]),
+        encoders[e.name], lat[e.name] = encoder_parity(m, e, e.normalize(test.data[e.name]),
                                                        model)
         for p in PIPELINES:
             c = encoders[e.name]["int8"][p]["cosine_mean"]
@@ -232,7 +212,7 @@ def run_parity(bundle: str | Path, *, data: str | None = None,
                                 f"{thresholds.min_sqnr_db} dB")
                 suspects.append(e.name)
         micro = encoders[e.name]["tflm"]
-        if micro and micro["max_lsb_vs_litert_builtin"] > TFLM_MAX_LSB:
+        if micro and micro["max_lsb_vs_litert_builtin"] > tflm.TFLM_MAX_LSB:
             failures.append(f"{e.name}: TFLite Micro is {micro['max_lsb_vs_litert_builtin']} LSB "
                             "off LiteRT")
             suspects.append(e.name)
@@ -243,7 +223,8 @@ def run_parity(bundle: str | Path, *, data: str | None = None,
                 failures.append(f"{'+'.join(row['present'])} {p}: macro-F1 drop "
                                 f"{row[p]['f1_drop']:.3f} > {thresholds.max_f1_drop}")
                 suspects.extend(row["present"])
-    runtimes = {d: _dist_version(d) for d in ("ai-edge-litert", "onnxruntime", "tflite-micro")}
+    runtimes = {d: dist_version(d, default="absent")
+                for d in ("ai-edge-litert", "onnxruntime", "tflite-micro")}
     arrays = {f"{n}/{k}": v for n, d in lat.items() for k, v in d.items()}
     arrays["labels"] = test.labels
     return ParityResult(str(bundle), "pytorch" if model is not None else "onnx-float",

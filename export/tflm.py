@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.runtime.backends import dist_version
 
 log = logging.getLogger(__name__)
+
+TFLM_MAX_LSB = 1  # TFLM vs LiteRT builtin kernels (XNNPACK rounds differently)
 
 _RECORDED = re.compile(r"Arena allocation total (\d+) bytes")
 PROBE_TIMEOUT_S = 60
@@ -45,12 +48,7 @@ def tflm_available() -> bool:
 
 
 def tflm_version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("tflite-micro")
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
+    return dist_version("tflite-micro", default="absent")
 
 
 def _worker(args: list[str], *, timeout: float = PROBE_TIMEOUT_S) -> subprocess.CompletedProcess:

@@ -21,7 +21,6 @@ from firmware_bridge.frame import FrameError, LatentDType, LatentFrame, decode_f
 
 log = logging.getLogger(__name__)
 
-REASONS = ("complete", "deadline", "evicted", "flush")
 _REASON_COUNTER = {"complete": "complete", "deadline": "deadline", "evicted": "evicted",
                    "flush": "flushed"}
 
@@ -112,7 +111,7 @@ class PhoneAggregator:
         self.counters = Counters()
         self._index = {m.id: i for i, m in enumerate(manifest.modalities)}
         self._qparams = [m.latent_quant for m in manifest.modalities]
-        self._fingerprint = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
+        self._fingerprint = fingerprint32(manifest.fingerprint)
         self._m, self._d = len(manifest.modalities), int(manifest.latent_dim)
         self._open: OrderedDict[int, _Window] = OrderedDict()     # in order of first arrival
         self._emitted: OrderedDict[int, frozenset[int]] = OrderedDict()  # seq -> present idx

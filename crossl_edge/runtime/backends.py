@@ -27,13 +27,20 @@ TFLITE_BACKENDS = {
 }
 
 
-def _version(dist: str) -> str:
-    for name in (dist, "tensorflow-cpu") if dist == "tensorflow" else (dist,):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "unknown"
+def dist_version(dist: str, *, default: str = "unknown") -> str:
+    """Installed version of distribution ``dist``, or ``default`` when it is not installed."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return default
+
+
+def backend_version(name: str) -> str:
+    """Version of TFLite backend ``name`` (CPU-only TensorFlow installs as tensorflow-cpu)."""
+    dist = TFLITE_BACKENDS[name][1]
+    if dist == "tensorflow":
+        return dist_version("tensorflow", default=dist_version("tensorflow-cpu"))
+    return dist_version(dist)
 
 
 def interpreter_module(name: str) -> Any:
@@ -55,11 +62,6 @@ def tflite_backend_usable(name: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - e.g. a numpy ABI mismatch in an old wheel
         return False
-
-
-def tflite_backends_available() -> list[str]:
-    """TFLite backends usable here, in preference order."""
-    return [name for name in TFLITE_BACKENDS if tflite_backend_usable(name)]
 
 
 def _first_tflite_backend() -> str:
@@ -100,7 +102,7 @@ class TFLiteRunner:
             )
         self.backend = backend or _first_tflite_backend()
         module = interpreter_module(self.backend)
-        self.version = _version(TFLITE_BACKENDS[self.backend][1])
+        self.version = backend_version(self.backend)
         self.xnnpack, self.threads = xnnpack, threads
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
         if not xnnpack:
@@ -185,6 +187,11 @@ class OnnxRunner:
             n: np.ascontiguousarray(x, np.float32) for n, x in zip(self._in, inputs, strict=True)
         }
         return self.session.run([self._out[0]], feed)[0]
+
+
+def run_each(runner: TFLiteRunner | OnnxRunner, xs: np.ndarray) -> np.ndarray:
+    """Run a batch-1 model on every row of ``xs`` and stack the outputs along axis 0."""
+    return np.concatenate([runner.run(x[None]) for x in xs])
 
 
 def open_model(

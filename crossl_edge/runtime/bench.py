@@ -266,7 +266,7 @@ def node_path(manifest: Manifest, m: Any, windows: np.ndarray, runtime: str, *, 
     tfl = runtime != "onnxruntime"
     kind = "tflite_int8" if tfl else "onnx_int8"
     runner = _open(runtime, manifest.path(m.artifacts[kind]), threads, xnnpack)
-    fp, q = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF), m.latent_quant
+    fp, q = fingerprint32(manifest.fingerprint), m.latent_quant
     stages = np.zeros(3)
     clock = time.perf_counter_ns
 
@@ -299,7 +299,7 @@ def phone_path(manifest: Manifest, latents: dict[str, np.ndarray], backend: str,
     from firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
     agg = PhoneAggregator(manifest, backend=backend, threads=threads, deadline_s=60.0)
-    fp = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
+    fp = fingerprint32(manifest.fingerprint)
     n = len(next(iter(latents.values())))
     # Pre-encoded frames; 8192 distinct seqs outlive the aggregator's memory of emitted ones.
     frames = [[encode_frame(LatentFrame(m.id, s, 0, fp, LatentDType.INT8, latents[m.name][s % n]))

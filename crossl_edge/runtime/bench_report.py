@@ -18,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from crossl_edge.errors import UsageError
+from crossl_edge.runtime.backends import (
+    TFLITE_BACKENDS,
+    backend_version,
+    dist_version,
+    tflite_backend_usable,
+)
 from crossl_edge.runtime.tables import table
 
-TFLITE_RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
+TFLITE_RUNTIMES = tuple(TFLITE_BACKENDS)
 RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime", "tflm")
 ALIASES = {"ai-edge-litert": "litert", "tflite-runtime": "tflite_runtime", "tf": "tensorflow",
            "ort": "onnxruntime", "onnx": "onnxruntime", "tflite-micro": "tflm"}
-DISTS = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow",
+DISTS = {**{name: dist for name, (_, dist) in TFLITE_BACKENDS.items()},
          "onnxruntime": "onnxruntime", "tflm": "tflite-micro"}
 MEMORY_NOTE = ("VmRSS/VmHWM from /proc/self/status, peak reset through /proc/self/clear_refs: "
                "process-wide and page-granular; the first model on a runtime also pays for its "
@@ -35,12 +41,11 @@ MEMORY_NOTE = ("VmRSS/VmHWM from /proc/self/status, peak reset through /proc/sel
 # ---------------------------------------------------------------------------- runtimes
 
 
-def runtime_present(name: str) -> bool:
-    """Installed here; TensorFlow counts only when something already imported it (costs ~5 s)."""
-    from crossl_edge.runtime.backends import TFLITE_BACKENDS, tflite_backend_usable
-
-    if name == "tensorflow":
-        return "tensorflow" in sys.modules and tflite_backend_usable(name)
+def runtime_present(name: str, *, explicit: bool = False) -> bool:
+    """Installed here. Unless asked for ``explicit``ly, TensorFlow counts only when something
+    already imported it (importing it costs ~5 s)."""
+    if name == "tensorflow" and not (explicit or "tensorflow" in sys.modules):
+        return False
     if name in TFLITE_BACKENDS:
         return tflite_backend_usable(name)
     return importlib.util.find_spec("tflite_micro" if name == "tflm" else name) is not None
@@ -61,9 +66,7 @@ def resolve_runtimes(requested: Sequence[str] | None) -> tuple[list[str], list[s
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in RUNTIMES:
             raise UsageError(f"unknown runtime {raw!r}; choose from {', '.join(RUNTIMES)}.")
-        from crossl_edge.runtime.backends import tflite_backend_usable
-
-        ok = tflite_backend_usable(name) if name == "tensorflow" else runtime_present(name)
+        ok = runtime_present(name, explicit=True)
         if not ok:
             pre = "--pre " if name == "tflm" else ""
             raise UsageError(f"runtime {name} is not installed here; `pip install {pre}"
@@ -74,9 +77,7 @@ def resolve_runtimes(requested: Sequence[str] | None) -> tuple[list[str], list[s
 
 
 def runtime_version(name: str) -> str:
-    from crossl_edge.runtime.backends import _version
-
-    return _version(DISTS[name])
+    return backend_version(name) if name in TFLITE_BACKENDS else dist_version(DISTS[name])
 
 
 _TFLM_WORKER = """

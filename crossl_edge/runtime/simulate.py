@@ -35,7 +35,7 @@ class SensorNode:
             raise UsageError(f"the bundle has no int8 TFLite encoder for {modality.name!r}; "
                              "re-export it with int8 artifacts.")
         self.modality = modality
-        self.fingerprint = fingerprint32(int(manifest.fingerprint) & 0xFFFFFFFF)
+        self.fingerprint = fingerprint32(manifest.fingerprint)
         self.runner = open_model(manifest.path(modality.artifacts["tflite_int8"]))
 
     def encode(self, raw: np.ndarray) -> np.ndarray:

@@ -311,10 +311,6 @@ class SerialSender:
     def send(self, frame: bytes) -> None:
         self.port.write(serial_packet(frame))
 
-    def write_raw(self, data: bytes) -> None:
-        """Put bytes on the line as they are (noise, partial packets: for tests)."""
-        self.port.write(data)
-
     def close(self) -> None:
         if self._owns:
             self.port.close()

@@ -146,21 +146,29 @@ def phone_tflite(model: Any, *, n_modalities: int, latent_dim: int) -> bytes:
     return _convert(conv, "the phone model")
 
 
+def op_names() -> dict[int, str]:
+    """Builtin op code -> schema name, from the `tflite` flatbuffer package."""
+    import tflite
+
+    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
 def builtin_ops(tflite_bytes: bytes) -> list[str]:
-    """Sorted builtin op names used by a .tflite flatbuffer (custom ops as CUSTOM:name)."""
+    """Sorted distinct op names a .tflite uses (all subgraphs); custom ops as CUSTOM:name."""
     import tflite
 
     m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    ops = set()
-    for i in range(m.OperatorCodesLength()):
-        oc = m.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        if code == tflite.BuiltinOperator.CUSTOM:
-            ops.add(f"CUSTOM:{oc.CustomCode().decode()}")
-        else:
-            ops.add(names.get(code, str(code)))
-    return sorted(ops)
+    names, used = op_names(), set()
+    for s in range(m.SubgraphsLength()):
+        g = m.Subgraphs(s)
+        for i in range(g.OperatorsLength()):
+            oc = m.OperatorCodes(g.Operators(i).OpcodeIndex())
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            if code == tflite.BuiltinOperator.CUSTOM:
+                used.add(f"CUSTOM:{(oc.CustomCode() or b'?').decode()}")
+            else:
+                used.add(names.get(code, f"BUILTIN_{code}"))
+    return sorted(used)
 
 
 def op_count(tflite_bytes: bytes) -> int:
@@ -176,7 +184,7 @@ def float_tensor_ops(tflite_bytes: bytes) -> list[str]:
 
     m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
     g = m.Subgraphs(0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    names = op_names()
     bad = []
     for i in range(g.OperatorsLength()):
         op = g.Operators(i)

@@ -48,33 +48,15 @@ OP_METHODS: Final[dict[str, str]] = {
 }
 
 
-def op_names() -> dict[int, str]:
-    """Builtin op code -> schema name, from the `tflite` flatbuffer package."""
-    import tflite
-
-    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-
-
 def model_ops(tflite_bytes: bytes) -> list[str]:
-    """Sorted distinct op names a .tflite uses (all subgraphs); custom ops as CUSTOM:name."""
-    import tflite
+    """Sorted distinct op names a .tflite uses; a corrupt flatbuffer is a failed check."""
+    from export.tflite_export import builtin_ops
 
     try:
-        m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
-        names, used = op_names(), set()
-        for s in range(m.SubgraphsLength()):
-            g = m.Subgraphs(s)
-            for i in range(g.OperatorsLength()):
-                oc = m.OperatorCodes(g.Operators(i).OpcodeIndex())
-                code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-                if code == tflite.BuiltinOperator.CUSTOM:
-                    used.add(f"CUSTOM:{(oc.CustomCode() or b'?').decode()}")
-                else:
-                    used.add(names.get(code, f"BUILTIN_{code}"))
+        return builtin_ops(tflite_bytes)
     except Exception as e:  # noqa: BLE001 - any flatbuffer failure means a corrupt model
         raise CheckFailed(f"the .tflite file is not a valid TFLite flatbuffer ({e}); "
                           "re-export the bundle.") from e
-    return sorted(used)
 
 
 def resolver_methods(ops: list[str], *, what: str = "the model") -> list[str]:

@@ -228,13 +228,9 @@ def table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
                      f"{m4['cmsis_nn_ms']:.1f} ({m4['reference_ms']:.0f})",
                      f"{m7['cmsis_nn_ms']:.1f} ({m7['reference_ms']:.0f})",
                      "yes" if fits else "NO"])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                       for i, (h, w) in enumerate(zip(heads, widths, strict=True)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    from crossl_edge.runtime.tables import table as text_table
+
+    lines = [text_table(heads, rows, first_left=True)]
     lines.append(f"budget: flash {flash_budget:,} B, RAM {ram_budget:,} B; RAM = arena (measured "
                  "+ margin) + node state + stack; latency: CMSIS-NN estimate (reference kernels)")
     return "\n".join(lines)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    """Right-aligned columns with a dashed rule under the header."""
+def table(headers: list[str], rows: list[list[Any]], *, first_left: bool = False) -> str:
+    """Right-aligned columns (the first left-aligned if asked) with a dashed rule under the
+    header."""
     cells = [[fmt(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 and first_left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, cells)])
 
 
 def fmt(v: Any) -> str:

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.runtime import tflm_worker
 from crossl_edge.runtime.backends import dist_version
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ def tflm_version() -> str:
 def _worker(args: list[str], *, timeout: float = PROBE_TIMEOUT_S) -> subprocess.CompletedProcess:
     if not tflm_available():
         raise UsageError("TFLite Micro is not installed; `pip install --pre tflite-micro`.")
-    return subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return tflm_worker.spawn(args, timeout=timeout)
 
 
 def _probe(model: Path, arena: int, inputs: Path, expected: Path | None) -> tuple[bool, str]:
@@ -69,15 +68,16 @@ def run_tflm(model: str | Path, inputs: np.ndarray, *, arena_size: int | None = 
     model = Path(model)
     arena = arena_size or max(64 * 1024, model.stat().st_size * 10)
     with tempfile.TemporaryDirectory() as d:
-        src, dst = Path(d) / "in.npy", Path(d) / "out.npy"
+        src, dst = Path(d) / "in.npy", Path(d) / "out.npz"
         np.save(src, np.asarray(inputs))
         p = _worker(["run", str(model), str(arena), str(src), str(dst)],
                     timeout=PROBE_TIMEOUT_S + 0.05 * len(inputs))
         if p.returncode != 0 or not dst.is_file():
-            tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
-            raise CheckFailed(f"TFLite Micro could not run {model.name} ({tail[0]}); the model "
-                              "uses an op or type TFLM lacks.")
-        return np.load(dst)
+            raise CheckFailed(f"TFLite Micro could not run {model.name} "
+                              f"({tflm_worker.failure_tail(p)}); the model uses an op or type "
+                              "TFLM lacks.")
+        with np.load(dst) as z:
+            return z["outputs"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -90,15 +90,15 @@ def _arena_cached(digest: str, path: str, slack: int) -> ArenaResult:
         shape = tuple(int(s) for s in g.Tensors(g.Inputs(0)).ShapeAsNumpy())
         rng = np.random.default_rng(0)
         x = rng.integers(-128, 128, size=(1, *shape), dtype=np.int8)
-        src, ref = Path(d) / "in.npy", Path(d) / "ref.npy"
+        src, ref = Path(d) / "in.npy", Path(d) / "ref.npz"
         np.save(src, x)
         big = max(256 * 1024, model.stat().st_size * 10)
         p = _worker(["run", str(model), str(big), str(src), str(ref), "--record"])
         m = _RECORDED.search(p.stdout + p.stderr)
         if p.returncode != 0 or not m:
-            tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
-            raise CheckFailed(f"TFLite Micro could not run {model.name} ({tail[0]}); the model "
-                              "uses an op or type TFLM lacks.")
+            raise CheckFailed(f"TFLite Micro could not run {model.name} "
+                              f"({tflm_worker.failure_tail(p)}); the model uses an op or type "
+                              "TFLM lacks.")
         recorded = int(m.group(1))
         hi, probes = recorded + slack, 0
         while True:                              # grow until a probe matches the reference
@@ -123,31 +123,3 @@ def measure_arena(model: str | Path, *, slack: int = 64) -> ArenaResult:
     model = Path(model)
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     return _arena_cached(digest, str(model.resolve()), slack)
-
-
-def _main(argv: list[str]) -> int:
-    """Subprocess entry: `run MODEL ARENA IN OUT [--record]` or `probe MODEL ARENA IN [REF]`."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    cmd, model, arena, src = argv[0], Path(argv[1]), int(argv[2]), np.load(argv[3])
-    it = runtime.Interpreter.from_bytes(model.read_bytes(), arena_size=arena)
-    outs = []
-    for x in src:                                # stateless encoders: one interpreter for all
-        it.set_input(np.ascontiguousarray(x), 0)
-        it.invoke()
-        outs.append(np.array(it.get_output(0)))
-    if "--record" in argv:
-        sys.stdout.flush()
-        it.print_allocations()
-    out = np.stack(outs)
-    if cmd == "run":
-        np.save(argv[4], out)
-        return 0
-    if len(argv) > 4 and not np.array_equal(out, np.load(argv[4])):
-        print("output differs from the reference", flush=True)
-        return 3
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from crossl_edge.errors import UsageError
+from crossl_edge.runtime import tflm_worker
 from crossl_edge.runtime.backends import (
     TFLITE_BACKENDS,
     backend_version,
@@ -80,23 +80,6 @@ def runtime_version(name: str) -> str:
     return backend_version(name) if name in TFLITE_BACKENDS else dist_version(DISTS[name])
 
 
-_TFLM_WORKER = """
-import sys, time, numpy as np
-from tflite_micro.python.tflite_micro import runtime
-model, arena, src, dst = sys.argv[1], int(sys.argv[2]), np.load(sys.argv[3]), sys.argv[4]
-t0 = time.perf_counter()
-it = runtime.Interpreter.from_bytes(open(model, "rb").read(), arena_size=arena)
-load_s, times, outs = time.perf_counter() - t0, [], []
-for x in src:
-    t0 = time.perf_counter()
-    it.set_input(np.ascontiguousarray(x), 0)
-    it.invoke()
-    outs.append(np.array(it.get_output(0)))
-    times.append(time.perf_counter() - t0)
-np.savez(dst, load_s=load_s, times=np.array(times), outputs=np.stack(outs))
-"""
-
-
 def tflm_invoke(model: Path, inputs: Any, *, arena: int) -> tuple[float, Any, Any]:
     """Each input through TFLite Micro in a subprocess (it can segfault): load s, times, outs."""
     import numpy as np
@@ -104,12 +87,10 @@ def tflm_invoke(model: Path, inputs: Any, *, arena: int) -> tuple[float, Any, An
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.npy", Path(d) / "out.npz"
         np.save(src, inputs)
-        p = subprocess.run([sys.executable, "-c", _TFLM_WORKER, str(model), str(arena), str(src),
-                            str(dst)], capture_output=True, text=True, timeout=120 + len(inputs),
-                           check=False)
+        p = tflm_worker.spawn(["run", str(model), str(arena), str(src), str(dst)],
+                              timeout=120 + len(inputs))
         if p.returncode != 0 or not dst.is_file():
-            tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
-            raise RuntimeError(f"TFLite Micro failed: {tail[0]}")
+            raise RuntimeError(f"TFLite Micro failed: {tflm_worker.failure_tail(p)}")
         with np.load(dst) as z:
             return float(z["load_s"]), z["times"], z["outputs"]
 

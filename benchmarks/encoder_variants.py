@@ -20,9 +20,9 @@ from crossl_edge.train.run import train_run
 
 
 def one(encoder: str, seed: int, root: Path) -> dict:
-    from export.bundle import export_bundle
-    from export.parity import run_parity
-    from firmware_bridge.firmware import generate_firmware
+    from crossl_edge.export.bundle import export_bundle
+    from crossl_edge.export.parity import run_parity
+    from crossl_edge.firmware_bridge.firmware import generate_firmware
 
     run = train_run(TrainConfig(encoder=encoder, seed=seed, device="cpu"), root / "run").run_dir
     t0 = time.perf_counter()

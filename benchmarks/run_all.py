@@ -39,7 +39,7 @@ def export_time(work: Path, out: Path, *, encoders: list[str], quick: bool) -> d
     from crossl_edge.manifest import load_manifest
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
-    from export.bundle import export_bundle
+    from crossl_edge.export.bundle import export_bundle
 
     rows = []
     for enc in encoders:

@@ -56,10 +56,10 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
 
 def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
     """Export, parity, firmware and simulation, each through its verb's library call."""
-    from export.bundle import export_bundle
-    from export.parity import format_table as parity_table
-    from export.parity import run_parity
-    from export.report import write_report
+    from crossl_edge.export.bundle import export_bundle
+    from crossl_edge.export.parity import format_table as parity_table
+    from crossl_edge.export.parity import run_parity
+    from crossl_edge.export.report import write_report
 
     stages: dict[str, Any] = {}
     bundle = out / "bundle"
@@ -84,7 +84,7 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
 
 
 def _firmware_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    from firmware_bridge.firmware import generate_firmware
+    from crossl_edge.firmware_bridge.firmware import generate_firmware
 
     say("[4/5] generating firmware sources for each sensor node ...")
     report = generate_firmware(bundle, out / "firmware")

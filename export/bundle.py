@@ -90,7 +90,7 @@ def _pick_input_range(scratch: Path, twin: Any, encoder: Any, calib: np.ndarray,
     import torch
 
     from crossl_edge.runtime.backends import TFLiteRunner
-    from export import tflite_export
+    from crossl_edge.export import tflite_export
 
     with torch.no_grad():
         ref = encoder(torch.from_numpy(calib)).numpy()                      # (N, D)
@@ -118,8 +118,8 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray,
 
     from crossl_edge.model.encoders import encoder_macs
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
-    from export import onnx_export, tflite_export, tflm
-    from export.keras_twin import keras_encoder
+    from crossl_edge.export import onnx_export, tflite_export, tflm
+    from crossl_edge.export.keras_twin import keras_encoder
 
     _, c, t = calib.shape
     pick = np.unique(np.linspace(0, len(calib) - 1, CHECK_WINDOWS).round().astype(int))
@@ -194,8 +194,8 @@ def export_phone(root: Path, *, model: Any, n_mod: int, dim: int) -> dict[str, s
 
     from crossl_edge.model.crossl import PhoneModel
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
-    from export import onnx_export, tflite_export
-    from export.keras_twin import keras_phone
+    from crossl_edge.export import onnx_export, tflite_export
+    from crossl_edge.export.keras_twin import keras_phone
 
     phone = PhoneModel(model).eval()
     arts = {"onnx": "phone/phone.onnx", "tflite": "phone/phone.tflite"}
@@ -237,7 +237,7 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
                   data: str | None = None, progress: Progress | None = None) -> Manifest:
     """Export run ``run_dir`` to bundle ``out`` (replaced atomically; nothing left on failure)."""
     from crossl_edge.rundir import load_model, load_run_dataset
-    from export.tflite_export import check_calibration, import_tf
+    from crossl_edge.export.tflite_export import check_calibration, import_tf
 
     advance = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()

@@ -83,7 +83,7 @@ def encoder_onnx(encoder: Any, *, channels: int, window: int) -> bytes:
     """Float ONNX of an encoder (BatchNorm folded): "window" (1, C, T) -> "latent" (1, D)."""
     import torch
 
-    from export.keras_twin import folded_torch_encoder
+    from crossl_edge.export.keras_twin import folded_torch_encoder
 
     enc = folded_torch_encoder(encoder)
     return torch_to_onnx(enc, (torch.zeros(1, channels, window),), input_names=["window"],

@@ -15,7 +15,7 @@ from crossl_edge.errors import UsageError
 from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
 from crossl_edge.metrics import cosine_rows
 from crossl_edge.runtime.backends import dist_version, run_each
-from export import tflm
+from crossl_edge.export import tflm
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.atomic import write_json, write_text
-from export.parity import PIPELINES, ParityResult
+from crossl_edge.export.parity import PIPELINES, ParityResult
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     """
     from crossl_edge.manifest import load_manifest
     from crossl_edge.rundir import load_model, load_run_dataset
-    from export.bundle import calibration_indices
-    from export.keras_twin import keras_encoder
-    from export.tflite_export import (
+    from crossl_edge.export.bundle import calibration_indices
+    from crossl_edge.export.keras_twin import keras_encoder
+    from crossl_edge.export.tflite_export import (
         clip_percentile,
         import_tf,
         int8_converter,

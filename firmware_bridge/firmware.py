@@ -16,9 +16,9 @@ from typing import Any
 from crossl_edge.atomic import atomic_dir
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
-from firmware_bridge import codegen, node_example, resources
-from firmware_bridge.frame import fingerprint32
-from firmware_bridge.resolver import resolver_header
+from crossl_edge.firmware_bridge import codegen, node_example, resources
+from crossl_edge.firmware_bridge.frame import fingerprint32
+from crossl_edge.firmware_bridge.resolver import resolver_header
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class FirmwareReport:
 
 def _arena(entry: ModalityEntry, model: Path) -> tuple[int, str]:
     """Minimum arena measured on the TFLite Micro interpreter (or at export, if TFLM is absent)."""
-    from export import tflm
+    from crossl_edge.export import tflm
 
     if tflm.tflm_available():
         res = tflm.measure_arena(model)

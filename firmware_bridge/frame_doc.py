@@ -1,6 +1,6 @@
 """Generate FRAME_FORMAT.md, the written spec of the latent frame format, from frame.py.
 
-Run `python -m firmware_bridge.frame_doc` to rewrite it, `--check` to verify the checked-in copy.
+Run `python -m crossl_edge.firmware_bridge.frame_doc` to rewrite it, `--check` to verify the checked-in copy.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_bridge.generated import generator_main, sync_file
+from crossl_edge.firmware_bridge.generated import generator_main, sync_file
 
 from . import frame as F
 from .cobs import cobs_max_encoded_size
@@ -121,7 +121,7 @@ def render_doc() -> str:
         "the first 4 bytes, little-endian, of a sha256 over the bundle's file hashes; shown as "
         "`fingerprint_hex`). The phone compares it with the bundle it loaded and rejects "
         "latents from a node flashed with another model. `fingerprint32()` in "
-        "`firmware_bridge.frame` accepts either form and returns the u32 to put in frames.",
+        "`crossl_edge.firmware_bridge.frame` accepts either form and returns the u32 to put in frames.",
         f"- `flags`: bits 0-3 (mask 0x{F.FLAGS_ANCILLARY_MASK:02X}) are *ancillary*, bits 4-7 "
         f"(mask 0x{F.FLAGS_CRITICAL_MASK:02X}) *critical*. None is defined in version 1: "
         "encoders write 0. Decoders ignore ancillary bits they do not know (and pass them on) "
@@ -174,8 +174,8 @@ def render_doc() -> str:
         "",
         "## Example", "", *_example(), "",
         "## Implementations", "",
-        "- Python: `firmware_bridge.frame` (`LatentFrame`, `encode_frame`, `decode_frame`, "
-        "`frame_size`, `FrameError`) and `firmware_bridge.cobs`; numpy and the stdlib only.",
+        "- Python: `crossl_edge.firmware_bridge.frame` (`LatentFrame`, `encode_frame`, `decode_frame`, "
+        "`frame_size`, `FrameError`) and `crossl_edge.firmware_bridge.cobs`; numpy and the stdlib only.",
         "- C99: `firmware_bridge/c/crossl_frame.h`, header-only, no heap, generated from the same "
         "definition (`crossl_frame_encode`, `crossl_frame_decode`, `crossl_frame_cobs_encode`, "
         "`crossl_frame_cobs_decode`).",
@@ -193,7 +193,7 @@ def write_doc(path: Path = DOC_PATH, *, check: bool = False) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     return generator_main(argv, description=__doc__ or "", default=DOC_PATH, write=write_doc,
-                          module="firmware_bridge.frame_doc")
+                          module="crossl_edge.firmware_bridge.frame_doc")
 
 
 if __name__ == "__main__":

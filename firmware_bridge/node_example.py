@@ -4,7 +4,7 @@ window -> invoke hook -> latent frame (crossl_frame_encode) -> send hook.
 
 from __future__ import annotations
 
-from firmware_bridge.codegen import NodeSpec, banner
+from crossl_edge.firmware_bridge.codegen import NodeSpec, banner
 
 
 def node_header(spec: NodeSpec) -> str:

@@ -50,7 +50,7 @@ OP_METHODS: Final[dict[str, str]] = {
 
 def model_ops(tflite_bytes: bytes) -> list[str]:
     """Sorted distinct op names a .tflite uses; a corrupt flatbuffer is a failed check."""
-    from export.tflite_export import builtin_ops
+    from crossl_edge.export.tflite_export import builtin_ops
 
     try:
         return builtin_ops(tflite_bytes)

@@ -97,8 +97,8 @@ def inspect_model(tflite_bytes: bytes) -> GraphInfo:
     """Read subgraph 0 of an int8 .tflite with the `tflite` flatbuffer package."""
     import tflite
 
-    from export.tflite_export import op_names
-    from firmware_bridge.resolver import model_ops
+    from crossl_edge.export.tflite_export import op_names
+    from crossl_edge.firmware_bridge.resolver import model_ops
 
     ops = model_ops(tflite_bytes)
     m = tflite.Model.GetRootAsModel(tflite_bytes, 0)

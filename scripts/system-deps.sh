@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: the Cortex-M cross-compiler (firmware_bridge) and qemu for Cortex-M.
+# Debian packages the tests use: the Cortex-M cross-compiler with its C and C++ libraries
+# (firmware_bridge builds TFLite Micro for Cortex-M4) and qemu-system-arm to run the M4 image.
 # Skips quietly when they are present, or when apt-get is not usable (the tests then skip those checks).
 set -euo pipefail
 need=()
 command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+[ -e /usr/lib/arm-none-eabi/include/c++ ] || need+=(libstdc++-arm-none-eabi-newlib)
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

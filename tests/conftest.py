@@ -36,7 +36,7 @@ def tiny_edge_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_edge_run: Path) -> Path:
     """The exported bundle of the tiny edge run (all formats, verified on write)."""
-    from export.bundle import export_bundle
+    from crossl_edge.export.bundle import export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "bundle-edge"
     export_bundle(tiny_edge_run, out)

@@ -19,7 +19,7 @@ TFLM_OPS = {"ADD", "CONV_2D", "MEAN", "MUL", "PRELU", "RESHAPE", "RSQRT", "SUB"}
 
 @pytest.fixture(scope="session")
 def crossl_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
-    from export.bundle import export_bundle
+    from crossl_edge.export.bundle import export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "bundle-crossl"
     export_bundle(tiny_run, out, calibration_windows=24)
@@ -77,7 +77,7 @@ def test_bundle_contract(which: str, tiny_bundle: Path, crossl_bundle: Path) -> 
 def test_tflm_runs_int8_encoders(tiny_bundle: Path, crossl_bundle: Path) -> None:
     from crossl_edge.manifest import load_manifest
     from crossl_edge.runtime.backends import TFLiteRunner
-    from export.tflm import measure_arena, run_tflm
+    from crossl_edge.export.tflm import measure_arena, run_tflm
 
     for bundle in (tiny_bundle, crossl_bundle):
         m = load_manifest(bundle)
@@ -130,8 +130,8 @@ def test_export_bad_runs(tiny_edge_run: Path, tmp_path: Path,
 
 
 def test_calibration_set_checks(tiny_edge_run: Path, tmp_path: Path) -> None:
-    from export.bundle import export_bundle
-    from export.tflite_export import check_calibration
+    from crossl_edge.export.bundle import export_bundle
+    from crossl_edge.export.tflite_export import check_calibration
 
     bad = np.zeros((8, 3, 100), np.float32)
     bad[2, 1, 5] = np.nan
@@ -145,7 +145,7 @@ def test_calibration_set_checks(tiny_edge_run: Path, tmp_path: Path) -> None:
 
 def test_broken_artifact_stops_export(tiny_edge_run: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from export import bundle, tflite_export
+    from crossl_edge.export import bundle, tflite_export
 
     monkeypatch.setattr(tflite_export, "encoder_tflite", lambda *a, **k: b"garbage" * 10)
     out = tmp_path / "broken"
@@ -167,7 +167,7 @@ def test_manifest_errors(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_crossl_bundle_parity(crossl_bundle: Path) -> None:
-    from export.parity import ParityThresholds, run_parity
+    from crossl_edge.export.parity import ParityThresholds, run_parity
 
     r = run_parity(crossl_bundle, thresholds=ParityThresholds(0.9, 1.0, 0.0))
     assert r.passed, r.failures

@@ -29,10 +29,10 @@ from crossl_edge.manifest import (
     load_manifest,
     to_json,
 )
-from firmware_bridge.codegen import check_identifier
-from firmware_bridge.firmware import CODEC, generate_firmware
-from firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
-from firmware_bridge.resolver import OP_METHODS, model_ops, resolver_methods
+from crossl_edge.firmware_bridge.codegen import check_identifier
+from crossl_edge.firmware_bridge.firmware import CODEC, generate_firmware
+from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+from crossl_edge.firmware_bridge.resolver import OP_METHODS, model_ops, resolver_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "firmware"
@@ -73,7 +73,7 @@ def edge_fw(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Path
 
 
 def _needs_tflm() -> None:
-    from export.tflm import tflm_available
+    from crossl_edge.export.tflm import tflm_available
 
     if not tflm_available():
         pytest.skip("tflite-micro not installed: no arena measurement")
@@ -151,7 +151,7 @@ def test_cli_bad_name_exit_2_budget_exit_1_corrupt_exit_1(synth: Path, tmp_path:
 
 
 def test_resolver_registers_exactly_the_model_ops(tiny_bundle: Path, edge_fw: Path) -> None:
-    from export.tflite_export import builtin_ops
+    from crossl_edge.export.tflite_export import builtin_ops
 
     m = load_manifest(tiny_bundle)
     for e in m.modalities:
@@ -168,7 +168,7 @@ def test_resolver_registers_exactly_the_model_ops(tiny_bundle: Path, edge_fw: Pa
 
 def test_tflm_runs_each_model_with_the_measured_arena(tiny_bundle: Path, edge_fw: Path,
                                                       synth: Path, tmp_path: Path) -> None:
-    from export import tflm
+    from crossl_edge.export import tflm
 
     _needs_tflm()
     generate_firmware(synth, tmp_path / "fw")

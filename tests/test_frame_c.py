@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_bridge.cobs import CobsError, cobs_decode, cobs_encode
-from firmware_bridge.frame import (
+from crossl_edge.firmware_bridge.cobs import CobsError, cobs_decode, cobs_encode
+from crossl_edge.firmware_bridge.frame import (
     OVERHEAD,
     FrameError,
     FrameErrorReason,

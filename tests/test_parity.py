@@ -21,7 +21,7 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]
 
 
 def test_parity_metrics(tiny_bundle: Path) -> None:
-    from export.parity import ParityThresholds, format_table, run_parity
+    from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
 
     r = run_parity(tiny_bundle, thresholds=ParityThresholds(0.9, 1.0, 0.0))
     assert r.passed and r.reference == "pytorch" and r.n_windows == 40

@@ -27,7 +27,7 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
       crossl-edge export runs/basicmotions --out bundle --calibration-windows 32
     """
     from crossl_edge.manifest import to_json
-    from export.bundle import export_bundle
+    from crossl_edge.export.bundle import export_bundle
 
     t0 = time.perf_counter()
     with progress("export", None, enabled=not as_json) as advance:
@@ -70,12 +70,12 @@ def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: fl
       crossl-edge parity bundle --report parity-report
     """
     from crossl_edge.errors import CheckFailed
-    from export.parity import ParityThresholds, format_table, run_parity
+    from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
 
     result = run_parity(bundle, data=data,
                         thresholds=ParityThresholds(min_cosine, max_f1_drop, min_sqnr_db))
     if report_dir:
-        from export.report import write_report
+        from crossl_edge.export.report import write_report
 
         write_report(result, report_dir, data=data)
     if as_json:

@@ -31,8 +31,8 @@ def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str,
     Example:
       crossl-edge firmware demo-out/bundle --out fw --flash-budget 512KiB --ram-budget 128KiB
     """
-    from firmware_bridge.firmware import generate_firmware
-    from firmware_bridge.resources import parse_size
+    from crossl_edge.firmware_bridge.firmware import generate_firmware
+    from crossl_edge.firmware_bridge.resources import parse_size
 
     flash, ram = parse_size(flash_budget), parse_size(ram_budget)
     report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram)

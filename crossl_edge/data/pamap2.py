@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossl_edge.data.rawtext import check_number, read_table
 from crossl_edge.data.signal import (
     check_window,
     concat_windows,
@@ -96,18 +97,10 @@ def loso_folds(path: str | Path, *, include_optional: bool = False) -> list[str]
 
 
 def read_dat(file: Path, columns: list[int]) -> np.ndarray:
-    """Columns 0 (time), 1 (activity) and ``columns`` of one 54-column ``.dat`` file, as float64."""
-    with open(file) as f:
-        first = next((line for line in f if line.strip()), "")
-    n = len(first.split())
-    if n != N_COLUMNS:
-        raise DataError(f"{file} has {n} columns, expected {N_COLUMNS}; it is not a raw PAMAP2 "
-                        ".dat file.")
-    try:
-        return np.loadtxt(file, dtype=np.float64, usecols=[0, 1, *columns], ndmin=2)
-    except ValueError as e:
-        raise DataError(f"{file}: malformed row ({e}); every row needs {N_COLUMNS} "
-                        "space-separated numbers.") from e
+    """Columns 0 (time), 1 (activity) and ``columns`` of one 54-column ``.dat`` file, as float64
+    (NaN where PAMAP2 lost a packet); a DataError naming the file for anything else."""
+    arr = read_table(file, n_columns=N_COLUMNS, dataset="PAMAP2 .dat", allow_nan=True)
+    return np.ascontiguousarray(arr[:, [0, 1, *columns]])
 
 
 def interpolate_gaps(x: np.ndarray, *, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +164,9 @@ def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
     ``test_subjects`` (e.g. ``[105]``) defaults to the last subject present (leave-one-out).
     """
     window, step = check_window(window, step)
+    max_gap = int(check_number("max_gap", max_gap, minimum=0, integer=True))
+    if resample_hz is not None:
+        check_number("resample_hz", resample_hz, minimum=1e-3)
     known = [*MODALITY_NAMES, HEART_RATE] if heart_rate else list(MODALITY_NAMES)
     names = pick_modalities(modalities, known, "pamap2")
     rate = float(resample_hz) if resample_hz else RAW_HZ

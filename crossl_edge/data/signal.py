@@ -139,4 +139,22 @@ def concat_windows(parts: list[np.ndarray], n_channels: int, length: int) -> np.
     return np.concatenate(parts, axis=0)
 
 
-# ---------------------------------------------------------------- WESAD
+def labelled_windows(x: np.ndarray, label: np.ndarray, *, length: int, step: int,
+                     classes: dict[int, int],
+                     breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows (N, C, length) of a (T, C) recording inside each run of one label, and their
+    class indices: ``classes`` maps a raw label to its class (labels not in it are dropped);
+    ``breaks`` (T,) marks rows that start a new segment (a time gap), which no window crosses."""
+    key = label.astype(np.int64)
+    if breaks is not None:
+        key = key + (int(key.max()) + 1) * np.cumsum(breaks)
+    parts, ys = [], []
+    for start, stop, _ in runs(key):
+        raw = int(label[start])
+        if raw in classes and stop - start >= length:
+            w, _ = window_segment(x[start:stop], length=length, step=step)
+            parts.append(w)
+            ys.append(np.full(len(w), classes[raw], np.int64))
+    if not parts:
+        return np.empty((0, x.shape[1], length), np.float32), np.empty(0, np.int64)
+    return np.concatenate(parts), np.concatenate(ys)

@@ -1,5 +1,5 @@
-"""Writers of tiny synthetic files in the published layouts of UCI HAR, UCI HAPT raw, WISDM 2019 raw,
-MHEALTH and Daphnet, for the loader tests (nothing downloaded or committed; each builds in ms).
+"""Writers of tiny synthetic files in the published layouts of UCI HAR, UCI HAPT raw, WISDM 2019
+raw, MHEALTH and Daphnet, for the loader tests (nothing downloaded or committed; each builds in ms).
 
 Signals encode where they came from: a sensor's value is ``label + 0.1 * sensor + 0.01 * axis``
 plus small noise, so a test can tell a window's label and modality from its samples.
@@ -106,7 +106,8 @@ def wisdm_lines(subject: int, sessions: Sequence[tuple[str, float]], *, sensor: 
 
 def write_wisdm_stream(root: Path, subject: int, device: str, sensor: str,
                        lines: Sequence[str]) -> Path:
-    path = root / "wisdm-dataset" / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
+    folder = root / "wisdm-dataset" / "raw" / device / sensor
+    path = folder / f"data_{subject}_{sensor}_{device}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path

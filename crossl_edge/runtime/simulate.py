@@ -21,7 +21,7 @@ from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.serve import latency_summary, serve
 from crossl_edge.runtime.transports import UdpReceiver, UdpSender
 from crossl_edge.samples import load_samples
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
 log = logging.getLogger(__name__)
 TRANSPORTS = ("inproc", "udp")

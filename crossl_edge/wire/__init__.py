@@ -1,0 +1,1 @@
+"""The wire protocol shared by sensor nodes and the phone: latent frames, sync beacons, COBS, time base."""

@@ -1,1 +1,1 @@
-"""The wire protocol shared by sensor nodes and the phone: latent frames, sync beacons, COBS, time base."""
+"""The wire protocol of nodes and phone alike: latent frames, sync beacons, COBS, time base."""

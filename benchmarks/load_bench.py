@@ -47,7 +47,7 @@ def _sender(
     """Child process: each (replica, modality) node has its own socket; windows go round-robin."""
     import socket
 
-    from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
     rng = np.random.default_rng(cfg.seed)
     pool = rng.integers(-128, 128, (256, dim), dtype=np.int8)

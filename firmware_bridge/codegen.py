@@ -191,7 +191,7 @@ def contract_header(spec: NodeSpec) -> str:
  *   q = clamp(round_half_to_even(x_norm / INPUT_SCALE) + INPUT_ZERO_POINT, -128, 127),
  * in float32, exactly as crossl_edge.manifest.ModalityEntry.tflite_input(raw, int8=True).
  * The encoder returns LATENT_DIM int8 values: latent = LATENT_SCALE * (q - LATENT_ZERO_POINT);
- * a node sends them unchanged in a latent frame (firmware_bridge/FRAME_FORMAT.md). */
+ * a node sends them unchanged in a latent frame (crossl_edge/wire/FRAME_FORMAT.md). */
 #define {m}_MODALITY_ID {spec.modality_id}u
 #define {m}_BUNDLE_FINGERPRINT 0x{spec.fingerprint:08x}u
 #define {m}_WINDOW {spec.window}u

@@ -17,12 +17,13 @@ from crossl_edge.atomic import atomic_dir
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
 from crossl_edge.firmware_bridge import codegen, node_example, resources
-from crossl_edge.firmware_bridge.frame import fingerprint32
+from crossl_edge.wire.frame import fingerprint32
+from crossl_edge.wire.frame_c import HEADER_PATH
 from crossl_edge.firmware_bridge.resolver import resolver_header
 
 log = logging.getLogger(__name__)
 
-CODEC = Path(__file__).parent / "c" / "crossl_frame.h"
+CODEC = HEADER_PATH  # the wire codec, copied into every firmware folder
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 
 

@@ -31,7 +31,7 @@ from crossl_edge.manifest import (
 )
 from crossl_edge.firmware_bridge.codegen import check_identifier
 from crossl_edge.firmware_bridge.firmware import CODEC, generate_firmware
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 from crossl_edge.firmware_bridge.resolver import OP_METHODS, model_ops, resolver_methods
 
 ROOT = Path(__file__).resolve().parents[1]

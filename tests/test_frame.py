@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from crossl_edge.firmware_bridge import frame_c, frame_doc
-from crossl_edge.firmware_bridge.cobs import (
+from crossl_edge.wire import frame_c, frame_doc
+from crossl_edge.wire.cobs import (
     CobsError,
     CobsStreamDecoder,
     cobs_decode,
@@ -22,7 +22,7 @@ from crossl_edge.firmware_bridge.cobs import (
     cobs_max_encoded_size,
     serial_packet,
 )
-from crossl_edge.firmware_bridge.frame import (
+from crossl_edge.wire.frame import (
     FORMAT_VERSION,
     HEADER_SIZE,
     OFFSETS,
@@ -313,12 +313,12 @@ def test_cobs_stream_resyncs_after_garbage_and_overflow() -> None:
 
 # --- generated files, import hygiene ----------------------------------------------------------
 def test_generated_files_are_up_to_date() -> None:
-    assert frame_c.write_header(check=True), "run: python -m crossl_edge.firmware_bridge.frame_c"
-    assert frame_doc.write_doc(check=True), "run: python -m crossl_edge.firmware_bridge.frame_doc"
+    assert frame_c.write_header(check=True), "run: python -m crossl_edge.wire.frame_c"
+    assert frame_doc.write_doc(check=True), "run: python -m crossl_edge.wire.frame_doc"
 
 
 def test_runtime_modules_import_without_heavy_deps() -> None:
-    code = ("import sys, crossl_edge.firmware_bridge.frame, crossl_edge.firmware_bridge.cobs; "
+    code = ("import sys, crossl_edge.wire.frame, crossl_edge.wire.cobs; "
             "heavy = {'torch', 'tensorflow', 'onnx', 'onnxruntime', 'click'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

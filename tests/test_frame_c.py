@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossl_edge.firmware_bridge.cobs import CobsError, cobs_decode, cobs_encode
-from crossl_edge.firmware_bridge.frame import (
+from crossl_edge.wire.cobs import CobsError, cobs_decode, cobs_encode
+from crossl_edge.wire.frame import (
     OVERHEAD,
     FrameError,
     FrameErrorReason,
@@ -27,7 +27,7 @@ from crossl_edge.firmware_bridge.frame import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-INCLUDE = ROOT / "firmware_bridge" / "c"
+INCLUDE = ROOT / "crossl_edge" / "wire" / "c"
 CDIR = Path(__file__).parent / "c"
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("frame_v1_*.bin"))
 HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",

@@ -20,8 +20,8 @@ from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.serve import serve
 from crossl_edge.runtime.simulate import load_windows
 from crossl_edge.runtime.transports import SerialReceiver, UdpReceiver, UdpSender
-from crossl_edge.firmware_bridge.cobs import serial_packet
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame
+from crossl_edge.wire.cobs import serial_packet
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def _capture(bundle: Path, path: Path) -> int:
     from crossl_edge.runtime.bench import real_latents
     from crossl_edge.runtime.transports import CaptureWriter
     from crossl_edge.samples import load_samples
-    from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
     m = load_manifest(bundle)
     raw, _ = load_samples(bundle / "samples.npz", m.names)

@@ -14,7 +14,7 @@ from crossl_edge.cli import main
 from crossl_edge.manifest import load_manifest
 from crossl_edge.runtime.simulate import load_windows, simulate
 from crossl_edge.runtime.transports import CaptureWriter
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
 
 @pytest.fixture(scope="module")

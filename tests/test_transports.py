@@ -20,8 +20,8 @@ from crossl_edge.runtime.transports import (
     UdpSender,
     open_source,
 )
-from crossl_edge.firmware_bridge.cobs import CobsStreamDecoder, serial_packet
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, decode_frame, encode_frame
+from crossl_edge.wire.cobs import CobsStreamDecoder, serial_packet
+from crossl_edge.wire.frame import LatentDType, LatentFrame, decode_frame, encode_frame
 
 serial = pytest.importorskip("serial")
 

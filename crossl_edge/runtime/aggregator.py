@@ -17,7 +17,7 @@ import numpy as np
 from crossl_edge.errors import UsageError
 from crossl_edge.manifest import Manifest
 from crossl_edge.runtime.backends import open_model
-from crossl_edge.firmware_bridge.frame import FrameError, LatentDType, LatentFrame, decode_frame, fingerprint32
+from crossl_edge.wire.frame import FrameError, LatentDType, LatentFrame, decode_frame, fingerprint32
 
 log = logging.getLogger(__name__)
 

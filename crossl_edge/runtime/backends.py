@@ -5,10 +5,13 @@ Imports nothing heavy at module load; each runner imports its runtime when opene
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +56,88 @@ def interpreter_module(name: str) -> Any:
     return module
 
 
-def tflite_backend_usable(name: str) -> bool:
-    """Backend ``name`` imports and has an Interpreter (a broken wheel counts as absent)."""
-    if importlib.util.find_spec(TFLITE_BACKENDS[name][0].split(".")[0]) is None:
-        return False
+# A 944-byte int8 model (RESHAPE + FULLY_CONNECTED, 1 -> 1; tests/tiny_tflite.py, window=1,
+# channels=1, latent=1), zlib + base64: loading and invoking it is the probe of a TFLite runtime.
+_PROBE_MODEL = (
+    "eNplkq9Pw1AQx29rgW5rxoBmmUBMTCAgIQGxkJFMoSYQCASmsLI16X6ElmBQYAh/AZLA/4BGIDuNJEEisQQe32uv"
+    "tBtdPunbvbvr9/vuGUR0sNfZelBKbWJdAS3QBhqogpOzke97G06359QDxw/qg1HX8Yh07HlI2gdN0AA5xOogD+7A"
+    "JfFTphpZ6G2SgaoyIhZYBzWwKmvuN7DdIVdwnzl5k/S7B0dgHhwiUAcvSPBABTwjbuJXiip0rIgKcXnBpKKs4zj7"
+    "omqqqyS6unG+YcpZ5DJaNNGhiVb2ZUV5af1aXL9kRFri2ryQ+Aq/lfoAusSTb9z+KMXfbIrmBp8fYkZGy5eKH15P"
+    "wnA3W8/n4tmBMwyInpBjSS9NjpD7hTP9KKNrtHy9k/Ribceu7SezW5mZXTv1VGDPDRX3tWb6Jr2Lr4+trNYFcOG4"
+    "vX7g05X67ztQ0zq1TK9J2JnyzVpPYZyiM+d5LkZaTblfoievZ+bB8/T79tiJZsgV9OeP72NHtGzLnSLZN6N36lOb"
+    "8cnatIy25O64w/E5C3xX8dyZG/Ap/znvDRPkb8zLvjHlUY9iv4woZlY="
+)
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (C extensions write there)."""
     try:
-        interpreter_module(name)
-        return True
-    except Exception:  # noqa: BLE001 - e.g. a numpy ABI mismatch in an old wheel
-        return False
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def tflite_backend_problem(name: str) -> str | None:
+    """Why backend ``name`` cannot run here (None when it can): not installed, or it fails to
+    load and invoke a tiny int8 model (e.g. tflite-runtime built for numpy 1 under numpy 2)."""
+    if importlib.util.find_spec(TFLITE_BACKENDS[name][0].split(".")[0]) is None:
+        return "not installed"
+    import base64
+    import tempfile
+    import zlib
+
+    try:
+        with _stderr_silenced():       # a numpy-1 wheel prints a page of advice on fd 2
+            module = interpreter_module(name)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "probe.tflite"
+                path.write_bytes(zlib.decompress(base64.b64decode("".join(_PROBE_MODEL))))
+                interp = module.Interpreter(model_path=str(path), num_threads=1)
+                interp.allocate_tensors()
+                d = interp.get_input_details()[0]
+                interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+                interp.invoke()
+                interp.get_tensor(interp.get_output_details()[0]["index"])
+    except Exception as e:  # noqa: BLE001 - a broken wheel raises anything, even SystemError
+        while e.__cause__ or e.__context__:     # the root cause says more than SystemError
+            e = e.__cause__ or e.__context__   # type: ignore[assignment]
+        cause = (str(e).strip().splitlines() or [""])[0][:120]
+        return (f"{TFLITE_BACKENDS[name][1]} {backend_version(name)} is installed but cannot "
+                f"run a model with numpy {np.__version__} ({type(e).__name__}: {cause})")
+    return None
+
+
+def tflite_backend_usable(name: str) -> bool:
+    """Backend ``name`` loads and invokes a model here (a broken wheel counts as absent)."""
+    return tflite_backend_problem(name) is None
+
+
+def broken_backend_hint(name: str, problem: str) -> str:
+    """One sentence: what is wrong with TFLite backend ``name`` and what to do about it."""
+    return (f"{problem}; install ai-edge-litert (numpy 2), or give {TFLITE_BACKENDS[name][1]} "
+            "its own venv with `pip install 'numpy<2'`, or use ONNX Runtime (--backend onnx).")
 
 
 def _first_tflite_backend() -> str:
+    problems = {}
     for name in TFLITE_BACKENDS:
-        if tflite_backend_usable(name):
+        problem = tflite_backend_problem(name)
+        if problem is None:
             return name
+        problems[name] = problem
+    broken = {k: v for k, v in problems.items() if v != "not installed"}
+    if broken:
+        name, problem = next(iter(broken.items()))
+        raise UsageError(broken_backend_hint(name, problem))
     raise UsageError(
         "no TFLite runtime is installed; `pip install ai-edge-litert` "
         "(or tflite-runtime on an old Raspberry Pi OS image)."
@@ -100,6 +170,10 @@ class TFLiteRunner:
             raise UsageError(
                 f"unknown TFLite backend {backend!r}; choose one of {', '.join(TFLITE_BACKENDS)}."
             )
+        if backend is not None and (problem := tflite_backend_problem(backend)) is not None:
+            raise UsageError(f"TFLite backend {backend} is not installed; pip install "
+                             f"{TFLITE_BACKENDS[backend][1]}." if problem == "not installed"
+                             else broken_backend_hint(backend, problem))
         self.backend = backend or _first_tflite_backend()
         module = interpreter_module(self.backend)
         self.version = backend_version(self.backend)

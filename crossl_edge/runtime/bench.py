@@ -261,7 +261,7 @@ def tflm_row(m: Any, path: Path, feeds: list[tuple[np.ndarray, ...]], reference:
 def node_path(manifest: Manifest, m: Any, windows: np.ndarray, runtime: str, *, threads: int,
               xnnpack: bool | None, budget: Budget) -> PathBench:
     """Raw window -> normalize/quantize -> int8 encoder -> LatentFrame -> wire bytes."""
-    from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
     tfl = runtime != "onnxruntime"
     kind = "tflite_int8" if tfl else "onnx_int8"
@@ -296,7 +296,7 @@ def phone_path(manifest: Manifest, latents: dict[str, np.ndarray], backend: str,
                threads: int, budget: Budget) -> PathBench:
     """All modalities' frames of one window -> PhoneAggregator.submit -> a Prediction."""
     from crossl_edge.runtime.aggregator import PhoneAggregator
-    from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
     agg = PhoneAggregator(manifest, backend=backend, threads=threads, deadline_s=60.0)
     fp = fingerprint32(manifest.fingerprint)

@@ -21,7 +21,9 @@ from crossl_edge.runtime import tflm_worker
 from crossl_edge.runtime.backends import (
     TFLITE_BACKENDS,
     backend_version,
+    broken_backend_hint,
     dist_version,
+    tflite_backend_problem,
     tflite_backend_usable,
 )
 from crossl_edge.runtime.tables import table
@@ -67,6 +69,9 @@ def resolve_runtimes(requested: Sequence[str] | None) -> tuple[list[str], list[s
         if name not in RUNTIMES:
             raise UsageError(f"unknown runtime {raw!r}; choose from {', '.join(RUNTIMES)}.")
         ok = runtime_present(name, explicit=True)
+        problem = tflite_backend_problem(name) if name in TFLITE_BACKENDS and not ok else None
+        if problem not in (None, "not installed"):
+            raise UsageError(broken_backend_hint(name, problem))
         if not ok:
             pre = "--pre " if name == "tflm" else ""
             raise UsageError(f"runtime {name} is not installed here; `pip install {pre}"

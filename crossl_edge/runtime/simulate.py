@@ -21,31 +21,48 @@ from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.serve import latency_summary, serve
 from crossl_edge.runtime.transports import UdpReceiver, UdpSender
 from crossl_edge.samples import load_samples
-from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
 log = logging.getLogger(__name__)
 TRANSPORTS = ("inproc", "udp")
 
 
 class SensorNode:
-    """One sensor node: its modality's int8 TFLite encoder and the frame packer."""
+    """One sensor node: its modality's int8 encoder (TFLite, or ONNX Runtime's int8 model when
+    that is the only runtime or ``backend="onnx"``) and the frame packer."""
 
-    def __init__(self, manifest: Manifest, modality: ModalityEntry) -> None:
-        if "tflite_int8" not in modality.artifacts:
-            raise UsageError(f"the bundle has no int8 TFLite encoder for {modality.name!r}; "
-                             "re-export it with int8 artifacts.")
+    def __init__(self, manifest: Manifest, modality: ModalityEntry, *,
+                 backend: str | None = None) -> None:
         self.modality = modality
         self.fingerprint = fingerprint32(manifest.fingerprint)
-        self.runner = open_model(manifest.path(modality.artifacts["tflite_int8"]))
+        self.kind = _node_artifact(modality, backend)
+        self.runner = open_model(manifest.path(modality.artifacts[self.kind]))
 
     def encode(self, raw: np.ndarray) -> np.ndarray:
-        """Raw window (C, T) -> int8 latent (D,), exactly as the microcontroller computes it."""
-        out = self.runner.run(self.modality.tflite_input(raw, int8=True)).reshape(-1)
+        """Raw window (C, T) -> int8 latent (D,), as the microcontroller computes it."""
+        x = (self.modality.tflite_input(raw, int8=True) if self.kind == "tflite_int8"
+             else self.modality.onnx_input(raw))
+        out = self.runner.run(x).reshape(-1)
         return out if out.dtype == np.int8 else self.modality.latent_quant.quantize(out)
 
     def frame(self, seq: int, latent: np.ndarray, timestamp_us: int) -> bytes:
         return encode_frame(LatentFrame(self.modality.id, seq, timestamp_us, self.fingerprint,
                                         LatentDType.INT8, latent))
+
+
+def _node_artifact(modality: ModalityEntry, backend: str | None) -> str:
+    """tflite_int8 when a TFLite runtime runs here (and onnx is not asked for), else onnx_int8."""
+    from crossl_edge.runtime.backends import TFLITE_BACKENDS, tflite_backend_usable
+
+    arts = modality.artifacts
+    want_tflite = backend != "onnx" and "tflite_int8" in arts and (
+        backend == "tflite" or any(tflite_backend_usable(b) for b in TFLITE_BACKENDS))
+    if want_tflite or "onnx_int8" not in arts:
+        if "tflite_int8" not in arts:
+            raise UsageError(f"the bundle has no int8 encoder for {modality.name!r}; "
+                             "re-export it with int8 artifacts.")
+        return "tflite_int8"
+    return "onnx_int8"
 
 
 @dataclass(frozen=True)
@@ -161,30 +178,60 @@ class SimulationResult:
 
 def load_windows(manifest: Manifest, data: str | Path | None) -> tuple[dict[str, np.ndarray],
                                                                      np.ndarray]:
-    """Raw test windows {modality: (N, C, T)} and labels from ``data`` (.npz) or the run."""
+    """Raw test windows {modality: (N, C, T)} and labels (see ``load_windows_from``)."""
+    xs, y, _ = load_windows_from(manifest, data)
+    return xs, y
+
+
+def load_windows_from(manifest: Manifest, data: str | Path | None
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
+    """Raw test windows, labels and where they came from: ``data`` (.npz), else the run's test
+    split when its dataset loads here, else the bundle's samples.npz, else the named dataset."""
     if data is not None:
-        return load_samples(data, manifest.names, manifest=manifest)
+        xs, y = load_samples(data, manifest.names, manifest=manifest)
+        return xs, y, str(data)
     src = manifest.extra.get("source")
     src = src if isinstance(src, dict) else {}
-    names = manifest.names
+    samples = manifest.extra.get("samples")
+    samples_path = (manifest.path(samples["path"]) if isinstance(samples, dict)
+                    and isinstance(samples.get("path"), str) else None)
+    has_samples = samples_path is not None and samples_path.is_file()
+    problem = None
     if src.get("run") and Path(src["run"], "run.json").is_file():
-        from crossl_edge.rundir import load_run_dataset, read_run
-        test = load_run_dataset(read_run(src["run"]), data=src.get("data_path")).test
-    elif isinstance(manifest.extra.get("samples"), dict) and \
-            manifest.path(manifest.extra["samples"]["path"]).is_file():
-        return load_samples(manifest.path(manifest.extra["samples"]["path"]), names,
-                            manifest=manifest)
-    elif src.get("dataset"):
+        try:
+            return (*_run_test_split(manifest, src), f"run test split ({src['run']})")
+        except (DataError, UsageError, ImportError) as e:
+            if not has_samples:
+                raise
+            problem = str(e)
+    if has_samples:
+        xs, y = load_samples(samples_path, manifest.names, manifest=manifest)
+        label = "bundle samples.npz"
+        if problem:
+            log.warning("the run's test split does not load here (%s); using %s", problem,
+                        samples_path)
+            label += f" (the run's test split does not load here: {problem})"
+        return xs, y, label
+    if src.get("dataset"):
         from crossl_edge.data.registry import load_dataset
         test = load_dataset(src["dataset"], path=src.get("data_path"),
                             **(src.get("data_options") or {})).test
-    else:
-        raise UsageError("the bundle does not name its training data; pass --data FILE.npz "
-                         "(keys x_<modality> (N, C, T) and y).")
-    missing = [n for n in names if n not in test.names]
+        return (*_pick(manifest, test), f"dataset {src['dataset']} test split")
+    raise UsageError("the bundle does not name its training data; pass --data FILE.npz "
+                     "(keys x_<modality> (N, C, T) and y).")
+
+
+def _run_test_split(manifest: Manifest, src: dict[str, Any]
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    from crossl_edge.rundir import load_run_dataset, read_run
+    return _pick(manifest, load_run_dataset(read_run(src["run"]), data=src.get("data_path")).test)
+
+
+def _pick(manifest: Manifest, test: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    missing = [n for n in manifest.names if n not in test.names]
     if missing:
         raise DataError(f"the run's test data lacks modalities {missing}; pass --data FILE.npz.")
-    return {n: test.data[n] for n in names}, test.labels
+    return {n: test.data[n] for n in manifest.names}, test.labels
 
 
 def simulate(bundle: str | Path, *, data: str | Path | None = None,
@@ -201,10 +248,10 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     manifest = load_manifest(bundle)
     for name in outage or {}:
         manifest.modality(name)
-    xs, y = load_windows(manifest, data)
+    xs, y, data_label = load_windows_from(manifest, data)
     if max_windows is not None:
         xs, y = {k: v[:max_windows] for k, v in xs.items()}, y[:max_windows]
-    nodes = {m.name: SensorNode(manifest, m) for m in manifest.modalities}
+    nodes = {m.name: SensorNode(manifest, m, backend=backend) for m in manifest.modalities}
     latents = {n: np.stack([node.encode(x) for x in xs[n]]) for n, node in nodes.items()}
     oracle = _Offline(manifest, latents, backend)
     base = {"jitter_s": jitter_s, "duplicate_rate": duplicate_rate, "reorder_rate": reorder_rate}
@@ -225,7 +272,8 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     n_loss = len(loss_rates)
     settings = {**base, "seed": seed, "deadline_s": deadline_s, "period_s": period_s,
                 "loss_rates": list(loss_rates), "outage": outage or {},
-                "data": str(data) if data else "run test split"}
+                "data": data_label,
+                "node_encoder": sorted({n.kind for n in nodes.values()})}
     return SimulationResult(str(bundle), transport, len(y), settings, oracle.accuracy(y),
                             results[:n_loss], results[n_loss:])
 

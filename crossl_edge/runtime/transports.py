@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 
 from crossl_edge.errors import DataError, UsageError
-from crossl_edge.firmware_bridge.cobs import CobsStreamDecoder, serial_packet
+from crossl_edge.wire.cobs import CobsStreamDecoder, serial_packet
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@
  *   q = clamp(round_half_to_even(x_norm / INPUT_SCALE) + INPUT_ZERO_POINT, -128, 127),
  * in float32, exactly as crossl_edge.manifest.ModalityEntry.tflite_input(raw, int8=True).
  * The encoder returns LATENT_DIM int8 values: latent = LATENT_SCALE * (q - LATENT_ZERO_POINT);
- * a node sends them unchanged in a latent frame (firmware_bridge/FRAME_FORMAT.md). */
+ * a node sends them unchanged in a latent frame (crossl_edge/wire/FRAME_FORMAT.md). */
 #define CROSSL_IMU_MODALITY_ID 3u
 #define CROSSL_IMU_BUNDLE_FINGERPRINT 0xb199f516u
 #define CROSSL_IMU_WINDOW 4u

@@ -27,6 +27,7 @@ _SIGNATURES = {"run": ("run.json", {"format": "crossl-edge-run"}),
                "bundle": ("manifest.json", {"format": "crossl-edge-bundle"}),
                "firmware": ("resources.json", {"assumptions": None, "bundle_fingerprint": None})}
 Inputs = Iterable[str | Path | None]
+PROBE_BYTES = 4096
 
 
 def _resolved(p: str | Path) -> Path:
@@ -108,8 +109,12 @@ def check_writable(folder: str | Path, *, flag: str = "--out") -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".crossl-edge-probe.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)  # an empty file fits even on a full disk
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as e:
         raise disk_error(e, folder, flag=flag) from e
 
@@ -175,6 +180,21 @@ def output_dir(out: str | Path, *, kind: str, inputs: Inputs = (),
     except OSError as e:
         if e.errno in DISK_ERRNOS:
             raise disk_error(e, out) from e
+        raise
+
+
+@contextlib.contextmanager
+def removed_on_failure(out: str | Path, *, unless: str | Path | None = None) -> Iterator[None]:
+    """Remove folder ``out`` if the block fails and ``out`` did not exist before it (kept when
+    ``unless`` exists by then, e.g. a checkpoint a resume can continue from)."""
+    out = Path(out)
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not (unless and Path(unless).exists()):
+            shutil.rmtree(out, ignore_errors=True)
+            log.info("removed the partial output %s", out)
         raise
 
 

@@ -57,9 +57,12 @@ def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
     """Evenly spaced training-window indices (all of them when ``requested`` is None)."""
     if requested is None:
         return np.arange(n_train)
-    if requested < 1 or requested > n_train:
-        raise UsageError(f"--calibration-windows {requested} is not in 1..{n_train} (the size of "
-                         "the training split); pick a value in that range.")
+    from crossl_edge.export.tflite_export import MIN_CALIBRATION
+
+    if requested < MIN_CALIBRATION or requested > n_train:
+        raise UsageError(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}.."
+                         f"{n_train} (at least {MIN_CALIBRATION}, at most the training split); "
+                         "pick a value in that range.")
     return np.unique(np.linspace(0, n_train - 1, requested).round().astype(int))
 
 

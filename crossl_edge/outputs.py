@@ -185,15 +185,19 @@ def output_dir(out: str | Path, *, kind: str, inputs: Inputs = (),
 
 @contextlib.contextmanager
 def removed_on_failure(out: str | Path, *, unless: str | Path | None = None) -> Iterator[None]:
-    """Remove folder ``out`` if the block fails and ``out`` did not exist before it (kept when
-    ``unless`` exists by then, e.g. a checkpoint a resume can continue from)."""
+    """Remove ``out`` (folder or file) if the block fails and ``out`` did not exist before it
+    (kept when ``unless`` exists by then, e.g. a checkpoint a resume can continue from)."""
     out = Path(out)
     existed = out.exists()
     try:
         yield
     except BaseException:
-        if not existed and out.is_dir() and not (unless and Path(unless).exists()):
-            shutil.rmtree(out, ignore_errors=True)
+        if not existed and out.exists() and not (unless and Path(unless).exists()):
+            if out.is_dir():
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    out.unlink()
             log.info("removed the partial output %s", out)
         raise
 

@@ -245,7 +245,7 @@ def simulate_cmd(
     """
     from crossl_edge.atomic import write_json
     from crossl_edge.cli.common import check_deadline, check_outage, check_rates
-    from crossl_edge.outputs import prepare_file
+    from crossl_edge.outputs import prepare_file, removed_on_failure
     from crossl_edge.runtime.simulate import simulate
     from crossl_edge.runtime.tables import format_simulation
 
@@ -272,7 +272,9 @@ def simulate_cmd(
     )
     if out:
         write_json(out, res.to_json())
-    if plot and res.plot(plot) is None:
+    with removed_on_failure(plot or ""):
+        drawn = res.plot(plot) if plot else True
+    if drawn is None:
         click.echo("note: matplotlib is not installed; no plot written.", err=True)
     if as_json:
         echo_json(res.to_json())

@@ -62,12 +62,24 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit code 1 or 2."""
+    """Console entry point: user errors become one line on stderr and exit code 1 or 2; SIGTERM
+    unwinds like Ctrl-C so temporary outputs are removed."""
+    previous = None
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(0)
+
+
+def _run(argv: list[str] | None) -> None:
+    """Run the group; every user-caused failure ends in one `error:` line and its exit code."""
     from crossl_edge.errors import CrosslError
     from crossl_edge.outputs import DISK_ERRNOS, disk_error
 
-    with contextlib.suppress(ValueError):  # only the main thread may set handlers
-        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=argv, prog_name="crossl-edge", standalone_mode=False)
     except CrosslError as e:
@@ -97,4 +109,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted.", err=True)
         sys.exit(130)
-    sys.exit(0)

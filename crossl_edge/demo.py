@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from crossl_edge.atomic import write_json
+from crossl_edge.outputs import output_dir, prepare_output, removed_on_failure, write_marker
 
 log = logging.getLogger(__name__)
+
+SUBFOLDERS = {"run": "run", "bundle": "bundle", "parity": "report", "firmware": "firmware"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,11 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
 
-    out = Path(cfg.out)
+    out = prepare_output(cfg.out, kind="demo")  # missing, empty or an earlier demo's folder
+    for sub, kind in SUBFOLDERS.items():         # each sub-folder only replaces its own kind
+        prepare_output(out / sub, kind=kind, flag=f"--out (its {sub}/)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo")
     summary: dict[str, Any] = {"out": str(out)}
     epochs = {"pretrain_epochs": 3, "epochs": 5} if cfg.quick else {}
     t0 = time.perf_counter()
@@ -73,7 +80,8 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
     say(f"bundle: {bundle} (fingerprint {manifest.fingerprint:08x})")
     say("[3/5] float vs int8 parity (LiteRT, ONNX Runtime, TFLite Micro) ...")
     parity = run_parity(bundle)
-    report = write_report(parity, out / "parity")
+    with output_dir(out / "parity", kind="report", inputs=(bundle,)) as tmp:
+        report = out / "parity" / write_report(parity, tmp).relative_to(tmp)
     say(parity_table(parity))
     say(f"parity: {'PASSED' if parity.passed else 'FAILED'}; report: {report}")
     stages["parity"] = {"passed": parity.passed, "report": str(report),
@@ -88,6 +96,7 @@ def _firmware_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict
 
     say("[4/5] generating firmware sources for each sensor node ...")
     report = generate_firmware(bundle, out / "firmware")
+    write_marker(out / "firmware", "firmware")
     say(report.table())
     say(f"firmware: {out / 'firmware'}")
     return report.to_json()
@@ -100,7 +109,8 @@ def _simulate_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict
     say("[5/5] simulating the body-area network (int8 nodes -> lossy radio -> phone) ...")
     result = simulate(bundle, loss_rates=(0.0, 0.1, 0.3, 0.5), seed=0)
     say(format_simulation(result))
-    plot = result.plot(out / "simulation.png")
+    with removed_on_failure(out / "simulation.png"):
+        plot = result.plot(out / "simulation.png")
     if plot:
         say(f"plot: {plot}")
     return result.to_json()

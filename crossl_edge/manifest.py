@@ -6,20 +6,29 @@ from a raw sensor window to a prediction with only a TFLite or ONNX runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
+import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from crossl_edge.errors import CheckFailed, UsageError
 
+log = logging.getLogger(__name__)
+
 BUNDLE_FORMAT = "crossl-edge-bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARTIFACT_KINDS = ("onnx", "onnx_int8", "tflite", "tflite_int8")
+PHONE_KINDS = ("onnx", "tflite")
+PHONE_INPUTS = ["latents", "present"]
+LAYOUTS = {"layout": ("NWC",), "onnx_layout": ("NCW",)}
+MAX_MODALITY_ID = 255  # the frame header carries the id in one byte
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class ModalityEntry:
     latent_quant: QParams
     onnx_layout: str = "NCW"
     stats: dict[str, Any] = field(default_factory=dict)  # params, MACs, sizes, arena...
+    quant_extra: dict[str, Any] = field(default_factory=dict)  # other keys of "quantization"
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """Raw window(s) (..., C, T) in sensor units -> normalized float32, same shape."""
@@ -119,10 +129,23 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def fingerprint_of(hashes: list[str]) -> int:
-    """u32 fingerprint of a bundle: first 4 bytes (little-endian) of sha256 over sorted hashes."""
-    digest = hashlib.sha256("".join(sorted(hashes)).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+FINGERPRINT_KEYS = ("fingerprint", "fingerprint_hex")
+
+
+def manifest_fingerprint(obj: dict[str, Any]) -> int:
+    """u32 fingerprint of a bundle: the first 4 bytes (little-endian) of the sha256 of the
+    canonical manifest JSON without its fingerprint fields. The manifest holds every artifact's
+    and the samples' sha256, so the fingerprint covers the whole bundle, manifest included."""
+    body = {k: v for k, v in obj.items() if k not in FINGERPRINT_KEYS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def seal(m: Manifest) -> Manifest:
+    """``m`` with its fingerprint computed over its own JSON (call last, before writing)."""
+    obj = json.loads(json.dumps(to_json(m)))
+    return dataclasses.replace(m, fingerprint=manifest_fingerprint(obj))
 
 
 def to_json(m: Manifest) -> dict[str, Any]:
@@ -130,7 +153,9 @@ def to_json(m: Manifest) -> dict[str, Any]:
     mods = []
     for e in m.modalities:
         d = asdict(e)
-        d["quantization"] = {"input": d.pop("input_quant"), "latent": d.pop("latent_quant")}
+        extra_q = d.pop("quant_extra")
+        d["quantization"] = {**extra_q, "input": d.pop("input_quant"),
+                             "latent": d.pop("latent_quant")}
         mods.append(d)
     return {
         "format": BUNDLE_FORMAT,
@@ -146,8 +171,11 @@ def to_json(m: Manifest) -> dict[str, Any]:
     }
 
 
-def from_json(obj: dict[str, Any], root: Path) -> Manifest:
-    """Parse a manifest object; a malformed one raises UsageError naming the bad field."""
+def from_json(obj: Any, root: Path) -> Manifest:
+    """Parse and validate a manifest object; anything malformed is one UsageError sentence."""
+    if not isinstance(obj, dict):
+        raise UsageError(f"{root / MANIFEST} holds a JSON {type(obj).__name__}, not an object; "
+                         "re-export the bundle.")
     if obj.get("format") != BUNDLE_FORMAT:
         raise UsageError(
             f"{root} is not a crossl-edge bundle (manifest format {obj.get('format')!r})."
@@ -157,56 +185,13 @@ def from_json(obj: dict[str, Any], root: Path) -> Manifest:
             f"bundle format {obj.get('format_version')} is not supported (this toolkit "
             f"reads {BUNDLE_FORMAT_VERSION}); re-export it with this version."
         )
-    try:
-        mods = [
-            ModalityEntry(
-                name=d["name"],
-                id=int(d["id"]),
-                channels=list(d["channels"]),
-                window=int(d["window"]),
-                sample_rate_hz=float(d["sample_rate_hz"]),
-                normalization=d["normalization"],
-                layout=d["layout"],
-                artifacts=dict(d["artifacts"]),
-                sha256=dict(d["sha256"]),
-                input_quant=QParams(**d["quantization"]["input"]),
-                latent_quant=QParams(**d["quantization"]["latent"]),
-                onnx_layout=d.get("onnx_layout", "NCW"),
-                stats=d.get("stats", {}),
-            )
-            for d in obj["modalities"]
-        ]
-        agg = AggregatorEntry(**obj["aggregator"])
-        known = {
-            "format",
-            "format_version",
-            "toolkit_version",
-            "classes",
-            "latent_dim",
-            "fingerprint",
-            "fingerprint_hex",
-            "modalities",
-            "aggregator",
-        }
-        return Manifest(
-            root,
-            int(obj["format_version"]),
-            str(obj["toolkit_version"]),
-            list(obj["classes"]),
-            int(obj["latent_dim"]),
-            int(obj["fingerprint"]),
-            mods,
-            agg,
-            {k: v for k, v in obj.items() if k not in known},
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(
-            f"{root / MANIFEST} is malformed ({type(e).__name__}: {e}); re-export the bundle."
-        ) from e
+    return _parse(obj, root)
 
 
 def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
-    """Read BUNDLE/manifest.json; with ``verify`` check every artifact's sha256."""
+    """Read and validate BUNDLE/manifest.json. With ``verify`` (every reader but report tools),
+    also check the fingerprint, every artifact's and the samples' sha256, and that the models'
+    shapes (encoders' window, channels, latent size; phone model's inputs and classes) agree."""
     root = Path(bundle)
     f = root / MANIFEST
     if not f.is_file():
@@ -215,20 +200,27 @@ def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
             "`crossl-edge export RUN --out BUNDLE`."
         )
     try:
-        obj = json.loads(f.read_text())
-    except ValueError as e:
+        obj = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"{f} is not valid JSON; re-export the bundle.") from e
     m = from_json(obj, root)
     if verify:
+        if manifest_fingerprint(obj) != m.fingerprint:
+            raise CheckFailed(f"{f} does not match its fingerprint (edited or corrupt); "
+                              "re-export the bundle.")
         verify_hashes(m)
+        check_models(m)
     return m
 
 
 def verify_hashes(m: Manifest) -> None:
-    """Fail (exit 1) if an artifact is missing or its bytes differ from the manifest's sha256."""
+    """Fail (exit 1) if an artifact or the samples file is missing or differs from its sha256."""
     entries = [(e.artifacts, e.sha256) for e in m.modalities] + [
         (m.aggregator.artifacts, m.aggregator.sha256)
     ]
+    samples = m.extra.get("samples")
+    if isinstance(samples, dict) and "sha256" in samples:
+        entries.append(({"samples": samples["path"]}, {"samples": samples["sha256"]}))
     for artifacts, hashes in entries:
         for kind, rel in artifacts.items():
             p = m.path(rel)
@@ -239,3 +231,196 @@ def verify_hashes(m: Manifest) -> None:
                     f"bundle file {rel} does not match its sha256 in the manifest "
                     "(corrupt or edited); re-export the bundle."
                 )
+
+
+class _Bad(Exception):
+    """A field of the manifest is malformed: the message names it and says what it must be."""
+
+
+def _get(d: Any, key: str, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise _Bad(f"{where} must be an object")
+    if key not in d:
+        raise _Bad(f"{where} lacks {key!r}")
+    return d[key]
+
+
+def _int(v: Any, where: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        raise _Bad(f"{where} must be an integer in {lo}..{hi if hi is not None else ''}, "
+                   f"not {v!r}")
+    return v
+
+
+def _num(v: Any, where: str, *, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or (
+            positive and v <= 0):
+        raise _Bad(f"{where} must be a {'positive ' if positive else ''}finite number, not {v!r}")
+    return float(v)
+
+
+def _strs(v: Any, where: str, *, n: int | None = None) -> list[str]:
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise _Bad(f"{where} must be a non-empty list of names")
+    if len(set(v)) != len(v):
+        raise _Bad(f"{where} has duplicates")
+    if n is not None and len(v) != n:
+        raise _Bad(f"{where} must have {n} entries, not {len(v)}")
+    return list(v)
+
+
+def _nums(v: Any, where: str, n: int, *, positive: bool = False) -> list[float]:
+    if not isinstance(v, list) or len(v) != n:
+        raise _Bad(f"{where} must be a list of {n} numbers (one per channel)")
+    return [_num(x, f"{where}[{i}]", positive=positive) for i, x in enumerate(v)]
+
+
+def _qparams(d: Any, where: str) -> QParams:
+    return QParams(_num(_get(d, "scale", where), f"{where}.scale", positive=True),
+                   _int(_get(d, "zero_point", where), f"{where}.zero_point", -128, 127))
+
+
+def _files(arts: Any, hashes: Any, where: str, kinds: tuple[str, ...]) -> tuple[dict, dict]:
+    if not isinstance(arts, dict) or not isinstance(hashes, dict):
+        raise _Bad(f"{where}.artifacts and .sha256 must be objects")
+    for kind, rel in arts.items():
+        if kind not in kinds:
+            raise _Bad(f"{where}.artifacts has unknown kind {kind!r} (known: {', '.join(kinds)})")
+        p = PurePosixPath(rel) if isinstance(rel, str) else None
+        if p is None or not rel or p.is_absolute() or ".." in p.parts:
+            raise _Bad(f"{where}.artifacts.{kind} must be a path inside the bundle, not {rel!r}")
+        if not isinstance(hashes.get(kind), str):
+            raise _Bad(f"{where}.sha256 lacks {kind!r}")
+    return dict(arts), dict(hashes)
+
+
+def _modality(d: Any, where: str) -> ModalityEntry:
+    name = _get(d, "name", where)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise _Bad(f"{where}.name must be a non-empty name without '/', not {name!r}")
+    where = f"modality {name!r}"
+    channels = _strs(_get(d, "channels", where), f"{where}.channels")
+    norm = _get(d, "normalization", where)
+    for k in LAYOUTS:
+        if d.get(k, LAYOUTS[k][0]) not in LAYOUTS[k]:
+            raise _Bad(f"{where}.{k} must be {' or '.join(LAYOUTS[k])}, not {d.get(k)!r}")
+    q = _get(d, "quantization", where)
+    arts, hashes = _files(_get(d, "artifacts", where), _get(d, "sha256", where), where,
+                          ARTIFACT_KINDS)
+    if not arts:
+        raise _Bad(f"{where}.artifacts is empty")
+    stats = d.get("stats", {})
+    return ModalityEntry(
+        name=name, id=_int(_get(d, "id", where), f"{where}.id", 0, MAX_MODALITY_ID),
+        channels=channels, window=_int(_get(d, "window", where), f"{where}.window", 1),
+        sample_rate_hz=_num(_get(d, "sample_rate_hz", where), f"{where}.sample_rate_hz",
+                            positive=True),
+        normalization={"mean": _nums(_get(norm, "mean", f"{where}.normalization"),
+                                     f"{where}.normalization.mean", len(channels)),
+                       "std": _nums(_get(norm, "std", f"{where}.normalization"),
+                                    f"{where}.normalization.std", len(channels), positive=True)},
+        layout=d.get("layout", "NWC"), artifacts=arts, sha256=hashes,
+        input_quant=_qparams(_get(q, "input", f"{where}.quantization"),
+                             f"{where}.quantization.input"),
+        latent_quant=_qparams(_get(q, "latent", f"{where}.quantization"),
+                              f"{where}.quantization.latent"),
+        onnx_layout=d.get("onnx_layout", "NCW"),
+        stats=stats if isinstance(stats, dict) else {},
+        quant_extra={k: v for k, v in q.items() if k not in ("input", "latent")})
+
+
+KNOWN_KEYS = {"format", "format_version", "toolkit_version", "classes", "latent_dim",
+              "fingerprint", "fingerprint_hex", "modalities", "aggregator"}
+
+
+def _parse(obj: dict[str, Any], root: Path) -> Manifest:
+    try:
+        mods_in = _get(obj, "modalities", "the manifest")
+        if not isinstance(mods_in, list) or not mods_in:
+            raise _Bad("'modalities' must be a non-empty list")
+        mods = [_modality(d, f"modalities[{i}]") for i, d in enumerate(mods_in)]
+        for what in ("name", "id"):
+            seen = [getattr(m, what) for m in mods]
+            if len(set(seen)) != len(seen):
+                raise _Bad(f"two modalities share the same {what} ({seen})")
+        a = _get(obj, "aggregator", "the manifest")
+        arts, hashes = _files(_get(a, "artifacts", "aggregator"), _get(a, "sha256", "aggregator"),
+                              "aggregator", PHONE_KINDS)
+        if a.get("inputs", PHONE_INPUTS) != PHONE_INPUTS or not isinstance(a.get("output", ""),
+                                                                           str):
+            raise _Bad(f"aggregator.inputs must be {PHONE_INPUTS} and output a name")
+        agg = AggregatorEntry(arts, hashes, list(a.get("inputs", PHONE_INPUTS)),
+                              a.get("output", "logits"))
+        fp = _int(_get(obj, "fingerprint", "the manifest"), "fingerprint", 0, 0xFFFFFFFF)
+        if obj.get("fingerprint_hex", f"{fp:08x}") != f"{fp:08x}":
+            raise _Bad(f"fingerprint_hex {obj.get('fingerprint_hex')!r} is not {fp:08x}")
+        samples = obj.get("samples")
+        if samples is not None:
+            _files({"samples": _get(samples, "path", "samples")},
+                   {"samples": _get(samples, "sha256", "samples")}, "samples", ("samples",))
+        return Manifest(root, BUNDLE_FORMAT_VERSION, str(obj.get("toolkit_version", "")),
+                        _strs(_get(obj, "classes", "the manifest"), "classes"),
+                        _int(_get(obj, "latent_dim", "the manifest"), "latent_dim", 1), fp,
+                        mods, agg, {k: v for k, v in obj.items() if k not in KNOWN_KEYS})
+    except _Bad as e:
+        raise UsageError(f"{root / MANIFEST} is malformed: {e}; re-export the bundle.") from e
+
+
+def _expected_shapes(m: Manifest) -> list[tuple[str, str, list[tuple[int, ...]], tuple[int, ...]]]:
+    """(kind, relative path, input shapes, output shape) every artifact must have."""
+    out = []
+    for e in m.modalities:
+        c, t = len(e.channels), e.window
+        for kind, rel in e.artifacts.items():
+            shape = (1, t, c) if kind.startswith("tflite") else (1, c, t)
+            out.append((kind, rel, [shape], (1, m.latent_dim)))
+    n = len(m.modalities)
+    for kind, rel in m.aggregator.artifacts.items():
+        out.append((kind, rel, [(1, n, m.latent_dim), (1, n)], (1, len(m.classes))))
+    return out
+
+
+def _usable_kinds() -> tuple[str, ...]:
+    """Artifact families this install can open: TFLite if a TFLite runtime works, else ONNX."""
+    import importlib.util
+
+    from crossl_edge.runtime.backends import TFLITE_BACKENDS, tflite_backend_usable
+
+    if any(tflite_backend_usable(b) for b in TFLITE_BACKENDS):
+        return ("tflite",)
+    return ("onnx",) if importlib.util.find_spec("onnxruntime") else ()
+
+
+def _same(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    return len(got) == len(want) and all(g in (w, -1) for g, w in zip(got, want, strict=True))
+
+
+def _io_shapes(kind: str, path: Path) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
+
+    if kind.startswith("tflite"):
+        t = TFLiteRunner(path)
+        return sorted(i.shape for i in t.inputs), t.outputs[0].shape
+    o = OnnxRunner(path)
+    dims = tuple(d if isinstance(d, int) else -1 for d in o.session.get_outputs()[0].shape)
+    return sorted(i.shape for i in o.inputs), dims
+
+
+def check_models(m: Manifest) -> None:
+    """Fail (exit 2) if a model's input or output shape disagrees with the manifest (window,
+    channels, latent_dim, number of modalities, classes); checks the installed runtime's family."""
+    family = _usable_kinds()
+    if not family:
+        log.warning("no TFLite or ONNX runtime: model shapes not checked against the manifest")
+        return
+    for kind, rel, ins, out in _expected_shapes(m):
+        if not kind.startswith(family):
+            continue
+        got_in, got_out = _io_shapes(kind, m.path(rel))
+        want_in = sorted(ins)
+        if len(got_in) != len(want_in) or not _same(got_out, out) or not all(
+                _same(g, w) for g, w in zip(got_in, want_in, strict=True)):
+            raise UsageError(
+                f"bundle file {rel} takes {got_in} and gives {got_out}, but the manifest says "
+                f"{want_in} -> {out} (window, channels, latent_dim or classes edited); "
+                "re-export the bundle.")

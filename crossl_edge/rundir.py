@@ -101,7 +101,10 @@ def read_run(path: str | Path, *, require_complete: bool = True) -> RunInfo:
             f"{path} was written by run format {meta.get('format_version')}, this "
             f"toolkit reads {RUN_FORMAT_VERSION}; retrain with this version."
         )
+    if not isinstance(meta, dict):
+        raise UsageError(f"{f} is not a crossl-edge run file; retrain the run.")
     info = RunInfo(path, meta)
+    _check_meta(info, f)
     if require_complete and info.status != "complete":
         raise UsageError(
             f"{path} is an unfinished run ({info.status}); finish it with "
@@ -110,18 +113,46 @@ def read_run(path: str | Path, *, require_complete: bool = True) -> RunInfo:
     return info
 
 
+def _check_meta(info: RunInfo, f: Path) -> None:
+    """run.json's fields have the types and sizes the readers rely on (else one sentence)."""
+    try:
+        classes, norm = info.classes, info.meta["normalization"]
+        for m, w in zip(info.modalities, info.windows.values(), strict=True):
+            n = norm[m.name]
+            ok = (m.channels and w >= 1 and all(isinstance(c, str) for c in m.channels)
+                  and len(n["mean"]) == len(n["std"]) == len(m.channels))
+            if not ok:
+                raise ValueError(f"modality {m.name!r} has inconsistent channels/normalization")
+        info.normalizer  # noqa: B018 - parses the arrays
+        if not classes or not info.modalities or not isinstance(info.meta["train"], dict) or \
+                not isinstance(info.meta["model"], dict):
+            raise ValueError("classes, modalities, train and model must be filled in")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"{f} is inconsistent ({type(e).__name__}: {e}); retrain the run or "
+                         "restore run.json.") from e
+
+
 def load_model(path: str | Path):  # -> tuple[RunInfo, CroSSL]
-    """The run's info and its trained CroSSL model (eval mode, CPU)."""
+    """The run's info and its trained CroSSL model (eval mode, CPU); model.pt must be this run's."""
     from crossl_edge.model.crossl import CroSSL, ModelConfig
     from crossl_edge.train import checkpoint
 
     info = read_run(path)
-    ck = checkpoint.load(info.path / checkpoint.MODEL)
-    model = CroSSL(ModelConfig.from_json(ck["model_config"]))
+    f = info.path / checkpoint.MODEL
+    ck = checkpoint.load(f)
     try:
+        cfg = ModelConfig.from_json(ck["model_config"])
+        model = CroSSL(cfg)
         model.load_state_dict(ck["state_dict"])
-    except (RuntimeError, KeyError) as e:
-        raise UsageError(f"{info.path / checkpoint.MODEL} does not match run.json; retrain.") from e
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"{f} is not a model checkpoint of this toolkit ({type(e).__name__}); "
+                         "retrain the run.") from e
+    want = tuple((m.name, m.n_channels, info.windows[m.name]) for m in info.modalities)
+    got = tuple((m.name, m.channels, m.window) for m in cfg.modalities)
+    if got != want or cfg.n_classes != len(info.classes):
+        raise UsageError(f"{f} belongs to another run (modalities {got}, {cfg.n_classes} classes; "
+                         f"run.json says {want}, {len(info.classes)}); restore this run's model.pt "
+                         "or retrain.")
     return info, model.eval()
 
 
@@ -139,4 +170,15 @@ def load_run_dataset(info: RunInfo, *, data: str | None = None) -> Dataset:
     missing = [n for n in names if n not in ds.train.names]
     if missing:
         raise UsageError(f"the data lacks modalities {missing} that the run was trained on.")
-    return Dataset(ds.name, ds.train.select(names), ds.test.select(names))
+    out = Dataset(ds.name, ds.train.select(names), ds.test.select(names))
+    where = data or train.get("data_path") or info.meta["dataset"]
+    for m in info.modalities:
+        got = out.train.data[m.name].shape[1:]
+        want = (m.n_channels, info.windows[m.name])
+        if got != want:
+            raise UsageError(f"{where}: modality {m.name!r} has windows of (channels, samples) "
+                             f"{got}, the run was trained on {want}; pass data cut the same way.")
+    if len(out.train.classes) > len(info.classes):
+        raise UsageError(f"{where} has {len(out.train.classes)} classes, the run was trained on "
+                         f"{len(info.classes)}; pass data with the run's classes.")
+    return out

@@ -39,32 +39,34 @@ def samples_bytes(windows: dict[str, np.ndarray], labels: np.ndarray) -> bytes:
 
 def load_samples(path: str | Path, names: list[str], *, manifest: Manifest | None = None,
                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Read raw windows {m: (N, C, T)} for ``names`` and labels (N,) from a samples-style .npz.
+    """Read raw windows {m: (N, C, T)} for ``names`` and labels (N,) from a samples-style .npz,
+    through the one checked npz reader. With ``manifest``, also check every window's shape and
+    the labels against the bundle."""
+    from crossl_edge.data.npz import read_npz
 
-    With ``manifest``, also check every window's shape and the labels against the bundle.
-    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} is missing; re-export the bundle or pass --data.")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {path} as .npz ({e}); pass a file with keys "
-                         "x_<modality> and y.") from e
-    with z:
-        missing = [k for k in [f"x_{n}" for n in names] + ["y"] if k not in z.files]
-        if missing:
-            raise DataError(f"{path} lacks {', '.join(missing)}; it needs x_<modality> "
-                            "(N, C, T) for every bundle modality and y (N,).")
-        xs = {n: np.asarray(z[f"x_{n}"], np.float32) for n in names}
-        y = np.asarray(z["y"]).astype(np.int64).reshape(-1)
+    z = read_npz(path)
+    missing = [k for k in [f"x_{n}" for n in names] + ["y"] if k not in z]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}; it needs x_<modality> "
+                        "(N, C, T) for every bundle modality and y (N,).")
+    xs = {n: np.asarray(z[f"x_{n}"], np.float32) for n in names}
+    y = z["y"].astype(np.int64)
+    if len(y) == 0:
+        raise DataError(f"{path} holds no windows (y is empty); pass a file with at least one.")
+    for n, x in xs.items():
+        if x.ndim != 3 or len(x) != len(y):
+            raise DataError(f"x_{n} in {path} has shape {x.shape}; it needs (N, C, T) with "
+                            f"N = {len(y)} (the length of y).")
     if manifest is not None:
         for m in manifest.modalities:
             want = (len(y), len(m.channels), m.window)
             if xs[m.name].shape != want:
                 raise DataError(f"x_{m.name} in {path} has shape {xs[m.name].shape}, the bundle "
                                 f"needs {want}.")
-        if len(y) == 0 or y.min() < 0 or y.max() >= len(manifest.classes):
+        if y.max() >= len(manifest.classes):
             raise DataError(f"y in {path} must be class indices in "
                             f"0..{len(manifest.classes) - 1}.")
     return xs, y

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from crossl_edge import __version__
-from crossl_edge.atomic import atomic_dir, write_bytes, write_json
+from crossl_edge.atomic import write_bytes, write_json
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import (
     BUNDLE_FORMAT_VERSION,
@@ -24,10 +24,11 @@ from crossl_edge.manifest import (
     ModalityEntry,
     QParams,
     file_sha256,
-    fingerprint_of,
+    seal,
     to_json,
 )
 from crossl_edge.metrics import cosine_rows
+from crossl_edge.outputs import output_dir
 from crossl_edge.runtime.backends import dist_version, run_each
 from crossl_edge.samples import SAMPLES, samples_bytes
 
@@ -56,9 +57,12 @@ def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
     """Evenly spaced training-window indices (all of them when ``requested`` is None)."""
     if requested is None:
         return np.arange(n_train)
-    if requested < 1 or requested > n_train:
-        raise UsageError(f"--calibration-windows {requested} is not in 1..{n_train} (the size of "
-                         "the training split); pick a value in that range.")
+    from crossl_edge.export.tflite_export import MIN_CALIBRATION
+
+    if requested < MIN_CALIBRATION or requested > n_train:
+        raise UsageError(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}.."
+                         f"{n_train} (at least {MIN_CALIBRATION}, at most the training split); "
+                         "pick a value in that range.")
     return np.unique(np.linspace(0, n_train - 1, requested).round().astype(int))
 
 
@@ -248,7 +252,7 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
     import_tf()
     out = Path(out)
     entries = []
-    with atomic_dir(out) as tmp:
+    with output_dir(out, kind="bundle", inputs=(run_dir, data)) as tmp:
         for mid, spec in enumerate(info.modalities):
             calib = check_calibration(train.data[spec.name][idx], name=spec.name)
             arts, qin, qlat, stats = export_encoder(tmp, name=spec.name,
@@ -271,7 +275,6 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
         n_samples = min(len(ds.test), MAX_SAMPLES)
         _write(tmp, SAMPLES, samples_bytes({e.name: ds.test.data[e.name][:n_samples]
                                             for e in entries}, ds.test.labels[:n_samples]))
-        hashes = [h for e in entries for h in e.sha256.values()] + list(agg.sha256.values())
         extra = {"source": _source(info, data), "versions": versions(),
                  "calibration": {"windows": int(len(idx)), "of": int(len(train)),
                                  "selection": "evenly spaced over the normalized training split"},
@@ -284,8 +287,8 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
                              "content": "raw sensor windows x_<modality> (N, C, T) float32 in "
                              "the units of the recording, labels y (N,)"},
                  "phone_int8": "not exported: the phone model is tiny and runs in float"}
-        manifest = Manifest(tmp, BUNDLE_FORMAT_VERSION, __version__, list(info.classes), dim,
-                            fingerprint_of(hashes), entries, agg, extra)
+        manifest = seal(Manifest(tmp, BUNDLE_FORMAT_VERSION, __version__, list(info.classes),
+                                 dim, 0, entries, agg, extra))
         write_json(tmp / MANIFEST, to_json(manifest))
         _publish_modes(tmp)
     log.info("exported %s to %s in %.1f s", run_dir, out, time.perf_counter() - t0)

@@ -41,3 +41,43 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_edge_run: Path) -
     out = tmp_path_factory.mktemp("bundles") / "bundle-edge"
     export_bundle(tiny_edge_run, out)
     return out
+
+
+@pytest.fixture
+def cli_run(capsys: pytest.CaptureFixture):  # -> Callable[..., tuple[int, str, str]]
+    """Run `crossl-edge ARGS` in-process; returns (exit code, stdout, stderr)."""
+    from crossl_edge.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return int(e.value.code or 0), cap.out, cap.err
+
+    return run
+
+
+@pytest.fixture
+def cli_error(cli_run):  # -> Callable[..., tuple[int, str]]
+    """Run the CLI and assert it failed with exactly one `error:` line and no traceback;
+    returns (exit code, that line)."""
+
+    def run(*args: object) -> tuple[int, str]:
+        code, _, err = cli_run(*args)
+        lines = [x for x in err.splitlines() if x.strip() and not x.startswith(("INFO", "  "))]
+        assert code in (1, 2), (code, err)
+        assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error: "), err
+        return code, lines[0]
+
+    return run
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle: Path, tmp_path: Path):  # -> Callable[[str], Path]
+    """A fresh copy of the tiny bundle under tmp_path (safe to edit or to point --out at)."""
+    import shutil
+
+    def make(name: str = "bundle") -> Path:
+        return Path(shutil.copytree(tiny_bundle, tmp_path / name))
+
+    return make

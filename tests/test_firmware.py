@@ -25,8 +25,8 @@ from crossl_edge.manifest import (
     ModalityEntry,
     QParams,
     file_sha256,
-    fingerprint_of,
     load_manifest,
+    seal,
     to_json,
 )
 from crossl_edge.firmware_bridge.codegen import check_identifier
@@ -53,9 +53,8 @@ def synth_bundle(root: Path, *, name: str = "imu") -> Path:
                           normalization={"mean": [0.5, -1.25], "std": [2.0, 0.75]},
                           layout="NWC", artifacts={"tflite_int8": rel}, sha256=sha,
                           input_quant=QParams(f32(0.05), 3), latent_quant=QParams(f32(0.1), -5))
-    m = Manifest(root, BUNDLE_FORMAT_VERSION, "0.0.0-test", ["a", "b"], 6,
-                 fingerprint_of(list(sha.values())), [entry],
-                 AggregatorEntry({}, {}, ["latents", "present"]))
+    m = seal(Manifest(root, BUNDLE_FORMAT_VERSION, "0.0.0-test", ["a", "b"], 6, 0, [entry],
+                      AggregatorEntry({}, {}, ["latents", "present"])))
     (root / MANIFEST).write_text(json.dumps(to_json(m), indent=2, sort_keys=True))
     return root
 

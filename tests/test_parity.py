@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from crossl_edge.manifest import manifest_fingerprint
+
 LOOSE = ["--min-cosine", "0.9", "--max-f1-drop", "1", "--min-sqnr-db", "0"]
 
 
@@ -55,6 +57,8 @@ def test_parity_catches_tampered_quantization(tiny_bundle: Path, tmp_path: Path,
     f = bad / "manifest.json"
     obj = json.loads(f.read_text())
     obj["modalities"][1]["quantization"]["latent"]["scale"] *= 8   # artifacts untouched
+    obj["fingerprint"] = manifest_fingerprint(obj)                   # a consistent, wrong bundle
+    obj["fingerprint_hex"] = f"{obj['fingerprint']:08x}"
     f.write_text(json.dumps(obj))
     rep = tmp_path / "rep"
     code, out, err = _cli(["parity", str(bad), "--report", str(rep)], capsys)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import signal
 import sys
 
 import click
@@ -51,16 +53,52 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C so temp outputs are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit code 1 or 2."""
+    """Console entry point: user errors become one line on stderr and exit code 1 or 2; SIGTERM
+    unwinds like Ctrl-C so temporary outputs are removed."""
+    previous = None
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(0)
+
+
+def _run(argv: list[str] | None) -> None:
+    """Run the group; every user-caused failure ends in one `error:` line and its exit code."""
     from crossl_edge.errors import CrosslError
+    from crossl_edge.outputs import DISK_ERRNOS, disk_error
 
     try:
         cli.main(args=argv, prog_name="crossl-edge", standalone_mode=False)
     except CrosslError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        err = disk_error(e)
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except Terminated:
+        click.echo("terminated.", err=True)
+        sys.exit(143)
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, EOFError):  # click turns an EOFError into Abort
+            click.echo(f"error: a file ended early ({e.__context__}); check the input files.",
+                       err=True)
+            sys.exit(2)
         click.echo("aborted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
@@ -71,4 +109,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted.", err=True)
         sys.exit(130)
-    sys.exit(0)

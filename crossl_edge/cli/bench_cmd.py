@@ -80,7 +80,12 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
         raise UsageError("pass a BUNDLE to benchmark (or --compare A.json B.json); "
                          "see `crossl-edge bench --help`.")
     from crossl_edge.atomic import write_json
+    from crossl_edge.outputs import prepare_file, removed_on_failure
     from crossl_edge.runtime.bench import run_bench
+
+    for flag, path in (("--out", out), ("--plot", plot)):
+        if path:
+            prepare_file(path, inputs=(bundle,), flag=flag)  # before the long timing run
 
     names = [x for x in runtimes.split(",") if x.strip()] if runtimes is not None else None
     if names is not None and not names:
@@ -91,7 +96,8 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
     obj = result.to_json()
     if out:
         write_json(out, obj)
-    note = report.plot(result, plot) if plot else None
+    with removed_on_failure(plot or ""):
+        note = report.plot(result, plot) if plot else None
     if as_json:
         echo_json(obj)
     else:

@@ -71,13 +71,17 @@ def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: fl
     """
     from crossl_edge.errors import CheckFailed
     from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
+    from crossl_edge.outputs import output_dir, prepare_output
 
+    if report_dir:
+        prepare_output(report_dir, kind="report", inputs=(bundle, data), flag="--report")
     result = run_parity(bundle, data=data,
                         thresholds=ParityThresholds(min_cosine, max_f1_drop, min_sqnr_db))
     if report_dir:
         from crossl_edge.export.report import write_report
 
-        write_report(result, report_dir, data=data)
+        with output_dir(report_dir, kind="report", inputs=(bundle, data)) as tmp:
+            write_report(result, tmp, data=data)
     if as_json:
         echo_json(result.to_json())
     else:

@@ -33,9 +33,12 @@ def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str,
     """
     from crossl_edge.firmware_bridge.firmware import generate_firmware
     from crossl_edge.firmware_bridge.resources import parse_size
+    from crossl_edge.outputs import prepare_output, write_marker
 
     flash, ram = parse_size(flash_budget), parse_size(ram_budget)
+    prepare_output(out, kind="firmware", inputs=(bundle,))
     report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram)
+    write_marker(out, "firmware")
     if as_json:
         echo_json(report.to_json())
     else:

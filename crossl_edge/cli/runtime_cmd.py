@@ -88,6 +88,8 @@ def serve_cmd(
       crossl-edge serve bundle/ --serial /dev/ttyUSB0 --baud 921600 --out preds.jsonl
     Stop with Ctrl-C; counters and latency percentiles are printed on stderr.
     """
+    from crossl_edge.cli.common import check_deadline
+    from crossl_edge.outputs import prepare_file
     from crossl_edge.runtime.serve import serve
     from crossl_edge.runtime.transports import ReplaySource, SerialReceiver, open_source
 
@@ -95,6 +97,10 @@ def serve_cmd(
         raise UsageError(
             "pass exactly one of --listen udp://HOST:PORT, --serial DEVICE or --replay FILE."
         )
+    check_deadline(deadline)
+    for flag, path in (("--out", out), ("--capture", capture)):
+        if path:
+            prepare_file(path, inputs=(bundle, replay), flag=flag)
     if listen:
         source = open_source(listen if "://" in listen else f"udp://{listen}")
     elif serial_dev:
@@ -141,6 +147,9 @@ def serve_cmd(
         f"  latency ms: p50 {_ms(lat['p50'])}  p90 {_ms(lat['p90'])}  p99 {_ms(lat['p99'])}",
         err=True,
     )
+    if stats.lost_writes:
+        lost = ", ".join(f"{v} {k}" for k, v in sorted(stats.lost_writes.items()))
+        click.echo(f"  not written (disk full or failing): {lost}", err=True)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -235,15 +244,24 @@ def simulate_cmd(
       crossl-edge simulate bundle/ --data windows.npz --transport udp --json
     """
     from crossl_edge.atomic import write_json
+    from crossl_edge.cli.common import check_deadline, check_outage, check_rates
+    from crossl_edge.outputs import prepare_file, removed_on_failure
     from crossl_edge.runtime.simulate import simulate
     from crossl_edge.runtime.tables import format_simulation
 
-    rates = _floats(loss, "--loss")
+    rates = check_rates(_floats(loss, "--loss"), "--loss")
+    check_deadline(deadline)
+    check_rates((jitter,), "--jitter", upper=None)
+    check_rates((duplicate,), "--duplicate")
+    check_rates((reorder,), "--reorder")
+    for flag, path in (("--out", out), ("--plot", plot)):
+        if path:
+            prepare_file(path, inputs=(bundle, data), flag=flag)  # before the simulation
     res = simulate(
         bundle,
         data=data,
         loss_rates=rates,
-        outage=_outage(outage) or None,
+        outage=check_outage(_outage(outage)) or None,
         jitter_s=jitter,
         duplicate_rate=duplicate,
         reorder_rate=reorder,
@@ -254,7 +272,9 @@ def simulate_cmd(
     )
     if out:
         write_json(out, res.to_json())
-    if plot and res.plot(plot) is None:
+    with removed_on_failure(plot or ""):
+        drawn = res.plot(plot) if plot else True
+    if drawn is None:
         click.echo("note: matplotlib is not installed; no plot written.", err=True)
     if as_json:
         echo_json(res.to_json())

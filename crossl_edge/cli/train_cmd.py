@@ -107,6 +107,8 @@ def train(
       torchrun --nproc-per-node 2 -m crossl_edge.cli train --out runs/ddp   # DDP
     """
     from crossl_edge.evaluate import format_table
+    from crossl_edge.outputs import removed_on_failure
+    from crossl_edge.train.checkpoint import CHECKPOINT
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
 
@@ -126,7 +128,9 @@ def train(
         def on_epoch(phase: str, epoch: int, logs: dict[str, float]) -> None:
             advance(1, description=phase, info=f"val {logs['val_loss']:.3f}")
 
-        result = train_run(cfg, out, resume=resume, overwrite=overwrite, callbacks=[on_epoch])
+        with removed_on_failure(out, unless=out / CHECKPOINT):  # no half-written run left
+            result = train_run(cfg, out, resume=resume, overwrite=overwrite,
+                               callbacks=[on_epoch])
     if not main_rank:
         return
     if as_json:

@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import re
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -95,6 +97,18 @@ def _crossl_files(d: Path) -> list[tuple[str, str, Path, Path]]:
     return sorted(out, key=lambda t: (_natural(t[0]), t[2].name))
 
 
+def _read_npy(file: Path, key: str) -> np.ndarray:
+    try:
+        v = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{file} is not a readable .npy array without pickle ({type(e).__name__});"
+                        " write it again with np.save.") from e
+    if not isinstance(v, np.ndarray):
+        raise DataError(f"{file} is not a .npy array; write it with np.save.")
+    _check_array(file, key, v, labels="")
+    return v
+
+
 def _natural(s: str) -> tuple[object, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s))
 
@@ -136,13 +150,13 @@ def load_crossl_npz(*, path: str | Path, dataset: str | None = None, groups: Gro
     xs, ys, subs, splits = [], [], [], []
     for subject, split, xf, yf in found:
         if xf.suffix == ".npz":
-            with np.load(xf, allow_pickle=False) as z:
-                if "x" not in z or "y" not in z:
-                    raise DataError(f"{xf} lacks the keys 'x' and 'y'; it is not a CroSSL file.")
-                x, y = z["x"], z["y"]
+            z = read_npz(xf, labels="")  # y may be one-hot here
+            if "x" not in z or "y" not in z:
+                raise DataError(f"{xf} lacks the keys 'x' and 'y'; it is not a CroSSL file.")
+            x, y = z["x"], z["y"]
             subject = sleepedf.subject_of(subject) if re.match(r"S[CT]\d{4}", subject) else subject
         else:
-            x, y = np.load(xf, allow_pickle=False), np.load(yf, allow_pickle=False)
+            x, y = _read_npy(xf, "x"), _read_npy(yf, "")
         x = x[:, :, None] if x.ndim == 2 else x
         if x.ndim != 3 or len(x) != len(y):
             raise DataError(f"{xf}: x has shape {x.shape} and y {np.shape(y)}; expected x "
@@ -263,15 +277,55 @@ def _unpack(z: Mapping[str, np.ndarray], where: str,
     return specs, data
 
 
-def _read_npz(file: Path) -> dict[str, np.ndarray]:
+def read_npz(file: str | Path, *, labels: str = "y") -> dict[str, np.ndarray]:
+    """The one checked reader of every .npz that enters (train, evaluate, simulate, bench,
+    samples): corrupt or pickled archives, bad names, complex/non-numeric/NaN/inf windows and
+    non-integer labels are refused with one sentence naming the file."""
+    file = Path(file)
+    if not file.is_file():
+        raise DataError(f"{file} does not exist or is not a file; pass an existing .npz.")
+    if file.stat().st_size == 0:
+        raise DataError(f"{file} is empty (0 bytes); write it again with np.savez.")
+    if not zipfile.is_zipfile(file):
+        raise DataError(f"{file} is not an .npz archive (truncated or other bytes); write it "
+                        "with np.savez or np.savez_compressed.")
     try:
         with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays need pickle, which we never allow
-        raise DataError(f"{file}: cannot read it without pickle ({e}); save strings as fixed-width "
-                        "str arrays (np.asarray(values, dtype=str)).") from e
-    except (OSError, EOFError) as e:
-        raise DataError(f"{file}: not a readable .npz file ({e}).") from e
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise DataError(f"{file} holds object arrays (pickled Python objects), which are "
+                            "never loaded; save strings as fixed-width str arrays "
+                            "(np.asarray(values, dtype=str)) and numbers as numeric arrays.") from e
+        raise DataError(f"{file} has an unreadable array ({e}); write it again.") from e
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+        raise DataError(f"{file} is a corrupt .npz archive ({type(e).__name__}: {e}); write it "
+                        "again.") from e
+    for k, v in arrays.items():
+        _check_array(file, k, v, labels=labels)
+    return arrays
+
+
+def _check_array(file: Path, key: str, v: np.ndarray, *, labels: str) -> None:
+    if key.startswith("x_") and not _NAME.fullmatch(key[2:]):
+        raise DataError(f"{file}: array {key!r} has a modality name that is not allowed; use "
+                        "letters, digits, '_', '.' or '-' (no '/').")
+    if key.startswith("x_") or key == "x":
+        if np.iscomplexobj(v) or not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+            raise DataError(f"{file}: {key} has dtype {v.dtype}; windows must be real numbers "
+                            "(complex values are refused, keep the magnitude or split re/im into "
+                            "channels).")
+        bad = ~np.isfinite(v)
+        if bad.any():
+            n = int(bad.reshape(len(v), -1).any(axis=1).sum()) if v.ndim else 1
+            raise DataError(f"{file}: {key} has NaN or inf in {n} window(s); clean or "
+                            "interpolate the recording first.")
+    if key == labels and labels == "y":
+        if v.ndim != 1 or not np.issubdtype(v.dtype, np.integer):
+            raise DataError(f"{file}: 'y' must be an integer (N,) array of class indices, got "
+                            f"{v.dtype} {v.shape}.")
+        if len(v) and v.min() < 0:
+            raise DataError(f"{file}: 'y' has negative class indices; use 0..K-1.")
 
 
 def _windows(z: Mapping[str, np.ndarray], where: str, split: str,
@@ -285,6 +339,9 @@ def _windows(z: Mapping[str, np.ndarray], where: str, split: str,
     if any(len(x) != len(y) for x in data.values()):
         raise DataError(f"{where}: the x_ arrays and 'y' disagree on N "
                         f"({[len(x) for x in data.values()]} vs {len(y)}).")
+    if classes is not None and len(y) and int(y.max()) >= len(classes):
+        raise DataError(f"{where}: 'y' holds class index {int(y.max())} but there are "
+                        f"{len(classes)} classes; labels must lie in 0..{len(classes) - 1}.")
     subjects = z["subjects"].astype(str) if "subjects" in z else np.full(len(y), split)
     if classes is None:
         classes = tuple(str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
@@ -319,12 +376,12 @@ def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Da
         if missing:
             raise DataError(f"{p} lacks {' and '.join(missing)}; put train.npz and test.npz there "
                             "or point --data at one .npz with a 'split' array.")
-        ztr, zte = _read_npz(files[0]), _read_npz(files[1])
+        ztr, zte = read_npz(files[0]), read_npz(files[1])
         cls = _classes(ztr, zte)
         train = _windows(ztr, str(files[0]), "train", modalities, cls)
         test = _windows(zte, str(files[1]), "test", modalities, cls)
     elif p.is_file():
-        z = _read_npz(p)
+        z = read_npz(p)
         if "split" not in z:
             raise DataError(f"{p} has no 'split' array; add one (values 'train'/'test') or use a "
                             "folder with train.npz and test.npz.")

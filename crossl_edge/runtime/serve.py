@@ -5,6 +5,7 @@ Signal handling belongs to the caller (the CLI sets ``stop_event`` on SIGINT/SIG
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -32,6 +33,23 @@ def latency_summary(values: list[float] | np.ndarray) -> dict[str, float | int |
     p50, p90, p99 = np.percentile(v, [50, 90, 99])
     return {"n": int(v.size), "mean": float(v.mean()), "p50": float(p50), "p90": float(p90),
             "p99": float(p99), "max": float(v.max())}
+
+
+class _Writes:
+    """Writes that survive a full or failing disk: the first failure of each output is logged
+    once, later ones only counted, and serving goes on."""
+
+    def __init__(self) -> None:
+        self.lost: dict[str, int] = {}
+
+    def __call__(self, what: str, fn: Callable[..., Any], *args: Any, count: bool = True) -> None:
+        try:
+            fn(*args)
+        except (OSError, ValueError) as e:  # ValueError: the file was closed after a failure
+            if what not in self.lost:
+                log.error("cannot write %s (%s); serving goes on, unwritten %s are counted",
+                          what, getattr(e, "strerror", None) or e, what)
+            self.lost[what] = self.lost.get(what, 0) + int(count)
 
 
 class Reservoir:
@@ -66,6 +84,7 @@ class ServeStats:
     stopped_by: str
     backend: str = ""
     reasons: dict[str, int] = field(default_factory=dict)
+    lost_writes: dict[str, int] = field(default_factory=dict)  # predictions/frames not written
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,9 +117,11 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
                      poll=poll_interval_s or min(0.05, deadline_s / 10))
     finally:
         if cap:
-            cap.close()
+            with contextlib.suppress(OSError):
+                cap.close()
         if owns_out and stream is not None:
-            stream.close()
+            with contextlib.suppress(OSError):
+                stream.close()
         if owns_src:
             src.close()
 
@@ -122,6 +143,7 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
           on_prediction: Callable[[Prediction], None] | None, ready: threading.Event | None,
           poll: float) -> ServeStats:
     lat = Reservoir()
+    write = _Writes()
     frames = 0
     reasons: dict[str, int] = {}
 
@@ -131,7 +153,7 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
             if not p.empty:
                 lat.add(p.latency_s)
             if stream is not None:
-                stream.write(json.dumps(p.to_json()) + "\n")
+                write("predictions", stream.write, json.dumps(p.to_json()) + "\n")
             if on_prediction is not None:
                 on_prediction(p)
 
@@ -154,26 +176,26 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
             break
         for a in src.read(poll):
             if cap is not None:
-                cap.write(a.frame, a.time)
+                write("capture frames", cap.write, a.frame, a.time)
             emit(agg.submit(a.frame, now=a.time))
             frames += 1
             if max_frames is not None and frames >= max_frames:
                 break
         emit(agg.poll(src.clock()))
         if stream is not None:
-            stream.flush()
+            write("predictions", stream.flush, count=False)
     if src.exhausted:     # a replay: let the open windows expire on the recorded clock
         emit(agg.poll(src.clock() + agg.deadline_s))
     emit(agg.flush(src.clock()))
     if stream is not None:
-        stream.flush()
+        write("predictions", stream.flush, count=False)
     dur = time.monotonic() - t0
     c = agg.counters
     stats = ServeStats(frames=frames, predictions=c.predictions, empty_windows=c.empty_windows,
                        duration_s=dur, frames_per_s=frames / dur if dur > 0 else 0.0,
                        latency_s=latency_summary(lat.values), counters=c.to_json(),
                        source=asdict(src.stats), stopped_by=stopped_by, backend=agg.backend,
-                       reasons=reasons)
+                       reasons=reasons, lost_writes=write.lost)
     log.info("serve stopped (%s): %d frames, %d predictions, %d empty windows", stopped_by,
              frames, c.predictions, c.empty_windows)
     return stats

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from crossl_edge.data.windows import Dataset, Normalizer, stratified_split
 from crossl_edge.errors import UsageError
 from crossl_edge.evaluate import evaluate
 from crossl_edge.model.crossl import CroSSL, ModalityShape, ModelConfig
-from crossl_edge.rundir import METRICS_JSON, RUN_JSON, run_meta
+from crossl_edge.outputs import check_writable, prepare_output, write_marker
+from crossl_edge.rundir import METRICS_JSON, RUN_JSON, read_run, run_meta
 from crossl_edge.train import checkpoint
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, init_distributed
@@ -76,16 +76,16 @@ def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) ->
         f = out / RUN_JSON
         if not f.is_file():
             raise UsageError(f"nothing to resume in {out}; start a run without --resume.")
-        old = TrainConfig.from_json(json.loads(f.read_text())["train"])
+        old = TrainConfig.from_json(read_run(out, require_complete=False).meta["train"])
+        check_writable(out)
         if {**old.to_json(), "device": None} != {**cfg.to_json(), "device": None}:
             raise UsageError(f"{out} was started with other settings; resume with the same ones.")
         return False
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"{out} already exists; pass --resume to continue it, --overwrite to "
-                             "replace it, or choose another --out.")
-        return True
-    return False
+    if out.exists() and out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"{out} already exists; pass --resume to continue it, --overwrite to "
+                         "replace it, or choose another --out.")
+    prepare_output(out, kind="run", inputs=(cfg.data_path,))  # only ever replaces a run
+    return out.exists() and any(out.iterdir())
 
 
 def train_run(
@@ -129,6 +129,7 @@ def train_run(
     )
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "run")
         write_json(out / RUN_JSON, meta)
     ctx.barrier()
     ck = out / checkpoint.CHECKPOINT

@@ -143,7 +143,8 @@ def test_fresh_venv_imports_the_wheel(wheel: Path, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-2000:]
     got = json.loads(p.stdout)
     site = str(tmp_path / "venv")
-    assert got["export"].startswith(site) and got["export"].endswith("crossl_edge/export/__init__.py")
+    assert got["export"].startswith(site)
+    assert got["export"].endswith("crossl_edge/export/__init__.py")
     assert got["fb"].startswith(site) and "crossl_edge/firmware_bridge" in got["fb"]
     assert got["header"] and got["export_top"], got
     v = run([str(tmp_path / "venv" / "bin" / "crossl-edge"), "--version"], timeout=120, env=env,

@@ -9,6 +9,5 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 python -m pip install -q --upgrade pip
 # torch first, pinned: this resolves to the CPU wheel on build machines (a range may pull CUDA builds).
 python -m pip install -q "torch==2.13.0"
+# [all] includes the TFLite Micro interpreter (dev builds only; the extra's specifier admits them).
 python -m pip install -q -e ".[all,dev]"
-# TFLite Micro's Python interpreter ships as nightly builds only.
-python -m pip install -q --pre tflite-micro

@@ -86,11 +86,12 @@ def test_wheel_carries_subpackages_and_data(wheel: Path) -> None:
     names = _names(wheel)
     want = {f"crossl_edge/export/{p.name}" for p in (ROOT / "export").glob("*.py")}
     want |= {f"crossl_edge/firmware_bridge/{p.relative_to(ROOT / 'firmware_bridge')}"
-             for pat in ("*.py", "*.md", "c/*.h") for p in (ROOT / "firmware_bridge").glob(pat)}
+             for pat in ("*.py", "*.md") for p in (ROOT / "firmware_bridge").glob(pat)}
     want |= {f"crossl_edge/{p.relative_to(ROOT / 'crossl_edge')}"
-             for pat in ("*.py", "*/*.py", "*/*.md") for p in (ROOT / "crossl_edge").glob(pat)}
-    assert "crossl_edge/firmware_bridge/c/crossl_frame.h" in want
-    assert "crossl_edge/firmware_bridge/FRAME_FORMAT.md" in want
+             for pat in ("*.py", "*/*.py", "*/*.md", "*/c/*.h")
+             for p in (ROOT / "crossl_edge").glob(pat)}
+    assert "crossl_edge/wire/c/crossl_frame.h" in want
+    assert "crossl_edge/wire/FRAME_FORMAT.md" in want
     assert want <= names, sorted(want - names)
     # the _layout finder is for checkouts only: a wheel has the folders inside the package
     assert not any(n.startswith(("export/", "firmware_bridge/", "tests/")) for n in names)

@@ -451,3 +451,27 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path,
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_trains_end_to_end_on_a_uci_har_fixture(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import itertools
+    import json
+
+    from crossl_edge.cli import main
+
+    write_uci_har(tmp_path, {"train": {1: [(1, 4), (4, 4)], 3: [(2, 4), (6, 4)]},
+                             "test": {2: [(1, 2), (2, 2), (4, 2), (6, 2)]}})
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--dataset", "uci-har", "--data", str(tmp_path), "--out",
+              str(tmp_path / "run"), "--pretrain-epochs", "1", "--epochs", "1", "--encoder",
+              "edge", "--device", "cpu", "--json"])
+    out = capsys.readouterr()
+    assert e.value.code == 0, out.err
+    metrics = json.loads(out.out)
+    assert metrics["all"]["n"] == 8 and metrics["classes"][5] == "LAYING"
+    names = ("body_acc", "gyro", "total_acc")
+    subsets = {tuple(s["present"]) for s in metrics["subsets"]}
+    assert subsets == {c for k in (1, 2, 3) for c in itertools.combinations(names, k)}
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["dataset"] == "uci-har"

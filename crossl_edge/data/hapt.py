@@ -53,7 +53,7 @@ def read_labels(file: Path) -> np.ndarray:
         raise DataError(f"{file}: row {bad[0] + 1} has an unknown activity or ends before it "
                         "starts; re-extract it.")
     same = lab[1:, 0] == lab[:-1, 0]
-    back = np.flatnonzero(same & (lab[1:, 3] <= lab[:-1, 4]))
+    back = np.flatnonzero(same & (lab[1:, 3] < lab[:-1, 4]))
     if back.size:
         raise DataError(f"{file}: row {back[0] + 2} starts at sample {lab[back[0] + 1, 3]}, before "
                         f"the previous segment of experiment {lab[back[0], 0]} ends; the rows are "

@@ -72,7 +72,6 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
     text = read_text(file, dataset=dataset)
     for ch in strip:
         text = text.replace(ch, "")
-    lines = text.splitlines()
     codes = codes or {}
 
     def convert(i: int, field: str) -> float:
@@ -84,7 +83,7 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
         arr = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2,
                          converters=converters or None)
     except (ValueError, KeyError, IndexError):
-        raise _locate_fault(lines, file=file, n_columns=n_columns, delimiter=delimiter,
+        raise _locate_fault(text.splitlines(), file=file, n_columns=n_columns, delimiter=delimiter,
                             convert=convert, dataset=dataset) from None
     if arr.size == 0:
         raise DataError(f"{file} holds no rows; re-extract the {dataset} archive.")

@@ -20,7 +20,7 @@ from crossl_edge.data.rawtext import (
 )
 from crossl_edge.data.signal import check_window, concat_windows, pick_modalities, window_segment
 from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, split_by_subject
-from crossl_edge.errors import DataError
+from crossl_edge.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,11 @@ def preprocess(total: np.ndarray, gyro: np.ndarray) -> dict[str, np.ndarray]:
     """UCI's filtering over a whole experiment: 3-point median, then a causal 3rd-order 20 Hz
     Butterworth low-pass on acc and gyro; gravity = 3rd-order 0.3 Hz Butterworth of total acc,
     body acc = total - gravity."""
-    from scipy.signal import butter, lfilter, medfilt
+    try:
+        from scipy.signal import butter, lfilter, medfilt
+    except ImportError as e:
+        raise UsageError("the hapt loader filters with scipy, which is not installed; run "
+                         "pip install 'crossl-edge[data]'.") from e
 
     def clean(x: np.ndarray) -> np.ndarray:
         med = np.stack([medfilt(c, 3) for c in x.T], axis=1)

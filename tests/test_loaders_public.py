@@ -338,6 +338,27 @@ def _mhealth_stuck_ecg(root: Path) -> tuple[Path, str]:
     return write_mhealth(root, {1: rows}) / "mHealth_subject1.log", "sensor ecg reads exactly 0"
 
 
+def _mhealth_empty(root: Path) -> tuple[Path, str]:
+    base = write_mhealth(root, {1: mhealth_rows([(1, 200)])})
+    (base / "mHealth_subject2.log").write_text("\n\n")
+    return base / "mHealth_subject2.log", "is empty"
+
+
+def _daphnet_header(root: Path) -> tuple[Path, str]:
+    f = write_daphnet(root, {"S01R01": daphnet_rows([(1, 300)])}) / "S01R01.txt"
+    f.write_text("time ankle_f ankle_v ankle_l thigh_f thigh_v thigh_l trunk_f trunk_v trunk_l "
+                 "ann\n" + f.read_text())
+    return f, "line 1 column 1 is 'time', not a number"
+
+
+def _daphnet_nan(root: Path) -> tuple[Path, str]:
+    f = write_daphnet(root, {"S01R01": daphnet_rows([(1, 300)])}) / "S01R01.txt"
+    lines = f.read_text().splitlines()
+    lines[7] = lines[7].rsplit(" ", 2)[0] + " nan 1"
+    f.write_text("\n".join(lines))
+    return f, "row 8 holds NaN or inf"
+
+
 def _daphnet_time_back(root: Path) -> tuple[Path, str]:
     rows = daphnet_rows([(1, 300)])
     rows[50, 0] = 5
@@ -366,6 +387,7 @@ MALFORMED: list[tuple[str, Callable[[Path], tuple[Path, str]]]] = [
     ("hapt", _hapt_labels_past_end), ("wisdm", _wisdm_time_back), ("wisdm", _wisdm_code_n),
     ("wisdm", _wisdm_columns), ("wisdm", _wisdm_subject), ("wisdm", _wisdm_stuck),
     ("mhealth", _mhealth_columns), ("mhealth", _mhealth_label), ("mhealth", _mhealth_stuck_ecg),
+    ("mhealth", _mhealth_empty), ("daphnet", _daphnet_header), ("daphnet", _daphnet_nan),
     ("daphnet", _daphnet_time_back), ("daphnet", _daphnet_columns), ("daphnet", _daphnet_stuck),
     ("daphnet", _daphnet_annotation),
 ]

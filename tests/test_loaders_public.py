@@ -32,8 +32,6 @@ from crossl_edge.errors import DataError, UsageError
 
 # ============================================================================ UCI HAR
 
-
-
 @pytest.fixture(scope="module")
 def uci_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_uci_har(tmp_path_factory.mktemp("uci"), UCI_SPLITS)

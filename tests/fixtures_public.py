@@ -7,7 +7,7 @@ plus small noise, so a test can tell a window's label and modality from its samp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +166,159 @@ def write_daphnet(root: Path, recordings: dict[str, np.ndarray]) -> Path:
     for name, rows in recordings.items():
         np.savetxt(base / f"{name}.txt", rows, fmt="%d")
     return base
+
+
+# --------------------------------------------------------------------------- malformed files
+# Each writes one broken file among good ones under ``root`` and returns (the broken file or
+# folder, words its error must contain).
+
+UCI_SPLITS = {"train": {1: [(1, 3), (4, 2)], 3: [(2, 2)]}, "test": {2: [(6, 2), (1, 1)]}}
+
+
+def _uci_short_row(root: Path) -> tuple[Path, str]:
+    f = write_uci_har(root, UCI_SPLITS) / "train" / "Inertial Signals" / "body_gyro_y_train.txt"
+    lines = f.read_text().splitlines()
+    lines[2] = lines[2][:-15]
+    f.write_text("\n".join(lines) + "\n")
+    return f, "127 columns at line 3, expected 128"
+
+
+def _uci_stuck(root: Path) -> tuple[Path, str]:
+    base = write_uci_har(root, UCI_SPLITS)
+    for axis in "xyz":
+        f = base / "test" / "Inertial Signals" / f"total_acc_{axis}_test.txt"
+        x = np.loadtxt(f)
+        x[1] = 0.0
+        np.savetxt(f, x, fmt="%15.7e", delimiter="")
+    return base / "test" / "Inertial Signals", "total_acc reads exactly 0 on every axis in 1 win"
+
+
+def _uci_labels_short(root: Path) -> tuple[Path, str]:
+    f = write_uci_har(root, UCI_SPLITS) / "test" / "y_test.txt"
+    f.write_text("6\n6\n")
+    return f, "has 2 rows but the signal files have 3"
+
+
+def _hapt_labels_out_of_order(root: Path) -> tuple[Path, str]:
+    raw = write_hapt(root, {(1, 1): hapt_experiment([(1, 200), (4, 200)])})
+    lab = np.loadtxt(raw / "labels.txt", dtype=int)[::-1]
+    np.savetxt(raw / "labels.txt", lab, fmt="%d")
+    return raw / "labels.txt", "out of order or overlap"
+
+
+def _hapt_stuck_gyro(root: Path) -> tuple[Path, str]:
+    acc, gyro, rows = hapt_experiment([(1, 1000)])
+    gyro[600:1200] = 0.0  # 12 s at 50 Hz
+    raw = write_hapt(root, {(1, 1): (acc, gyro, rows)})
+    return raw / "gyro_exp01_user01.txt", "sensor gyro reads exactly 0 on every axis for 12.0 s"
+
+
+def _hapt_wrong_columns(root: Path) -> tuple[Path, str]:
+    acc, gyro, rows = hapt_experiment([(1, 200)])
+    raw = write_hapt(root, {(1, 1): (acc[:, :2], gyro, rows)})
+    return raw / "acc_exp01_user01.txt", "has 2 columns, expected 3"
+
+
+def _hapt_labels_past_end(root: Path) -> tuple[Path, str]:
+    acc, gyro, rows = hapt_experiment([(1, 200)])
+    raw = write_hapt(root, {(1, 1): (acc[:600], gyro[:600], rows)})
+    return raw / "labels.txt", "ends at sample 700 but its files hold 600"
+
+
+def _wisdm_time_back(root: Path) -> tuple[Path, str]:
+    lines = wisdm_lines(1600, [("A", 5)], sensor=0, t0_ns=10**14)
+    lines[10], lines[11] = lines[11], lines[10]
+    return write_wisdm_stream(root, 1600, "phone", "accel", lines), "time goes back at row 12"
+
+
+def _wisdm_code_n(root: Path) -> tuple[Path, str]:
+    lines = wisdm_lines(1600, [("N", 5)], sensor=0, t0_ns=10**14)
+    return write_wisdm_stream(root, 1600, "phone", "accel", lines), "unknown activity code(s) N"
+
+
+def _wisdm_columns(root: Path) -> tuple[Path, str]:
+    lines = wisdm_lines(1600, [("A", 5)], sensor=0, t0_ns=10**14)
+    lines[4] = lines[4].rsplit(",", 1)[0] + ";"
+    return write_wisdm_stream(root, 1600, "phone", "accel", lines), "5 columns at line 5"
+
+
+def _wisdm_subject(root: Path) -> tuple[Path, str]:
+    lines = wisdm_lines(1601, [("A", 5)], sensor=0, t0_ns=10**14)
+    return write_wisdm_stream(root, 1600, "phone", "accel", lines), "belongs to subject 1601"
+
+
+def _wisdm_stuck(root: Path) -> tuple[Path, str]:
+    lines = [ln.rsplit(",", 3)[0] + ",0,0,0;" for ln in
+             wisdm_lines(1600, [("A", 12)], sensor=0, t0_ns=10**14)]
+    return write_wisdm_stream(root, 1600, "phone", "accel", lines), "sensor phone_accel reads"
+
+
+def _mhealth_columns(root: Path) -> tuple[Path, str]:
+    base = write_mhealth(root, {1: mhealth_rows([(1, 200)])[:, 1:]})
+    return base / "mHealth_subject1.log", "has 23 columns, expected 24"
+
+
+def _mhealth_label(root: Path) -> tuple[Path, str]:
+    base = write_mhealth(root, {1: mhealth_rows([(1, 200), (13, 10)])})
+    return base / "mHealth_subject1.log", "row 201 has label 13, outside 0..12"
+
+
+def _mhealth_stuck_ecg(root: Path) -> tuple[Path, str]:
+    rows = mhealth_rows([(1, 800)])
+    rows[100:700, 3:5] = 0.0
+    return write_mhealth(root, {1: rows}) / "mHealth_subject1.log", "sensor ecg reads exactly 0"
+
+
+def _mhealth_empty(root: Path) -> tuple[Path, str]:
+    base = write_mhealth(root, {1: mhealth_rows([(1, 200)])})
+    (base / "mHealth_subject2.log").write_text("\n\n")
+    return base / "mHealth_subject2.log", "is empty"
+
+
+def _daphnet_header(root: Path) -> tuple[Path, str]:
+    f = write_daphnet(root, {"S01R01": daphnet_rows([(1, 300)])}) / "S01R01.txt"
+    f.write_text("time ankle_f ankle_v ankle_l thigh_f thigh_v thigh_l trunk_f trunk_v trunk_l "
+                 "ann\n" + f.read_text())
+    return f, "line 1 column 1 is 'time', not a number"
+
+
+def _daphnet_nan(root: Path) -> tuple[Path, str]:
+    f = write_daphnet(root, {"S01R01": daphnet_rows([(1, 300)])}) / "S01R01.txt"
+    lines = f.read_text().splitlines()
+    lines[7] = lines[7].rsplit(" ", 2)[0] + " nan 1"
+    f.write_text("\n".join(lines))
+    return f, "row 8 holds NaN or inf"
+
+
+def _daphnet_time_back(root: Path) -> tuple[Path, str]:
+    rows = daphnet_rows([(1, 300)])
+    rows[50, 0] = 5
+    return write_daphnet(root, {"S01R01": rows}) / "S01R01.txt", "time goes back at row 51"
+
+
+def _daphnet_columns(root: Path) -> tuple[Path, str]:
+    rows = daphnet_rows([(1, 300)])[:, :10]
+    return write_daphnet(root, {"S01R01": rows}) / "S01R01.txt", "has 10 columns, expected 11"
+
+
+def _daphnet_stuck(root: Path) -> tuple[Path, str]:
+    rows = daphnet_rows([(1, 1000)])
+    rows[:, 4:7] = 0
+    return write_daphnet(root, {"S01R01": rows}) / "S01R01.txt", "sensor thigh_acc reads exactly"
+
+
+def _daphnet_annotation(root: Path) -> tuple[Path, str]:
+    rows = daphnet_rows([(1, 300), (3, 5)])
+    return write_daphnet(root, {"S01R01": rows}) / "S01R01.txt", "annotation 3, not 0, 1 or 2"
+
+
+MALFORMED: list[tuple[str, Callable[[Path], tuple[Path, str]]]] = [
+    ("uci-har", _uci_short_row), ("uci-har", _uci_stuck), ("uci-har", _uci_labels_short),
+    ("hapt", _hapt_labels_out_of_order), ("hapt", _hapt_stuck_gyro), ("hapt", _hapt_wrong_columns),
+    ("hapt", _hapt_labels_past_end), ("wisdm", _wisdm_time_back), ("wisdm", _wisdm_code_n),
+    ("wisdm", _wisdm_columns), ("wisdm", _wisdm_subject), ("wisdm", _wisdm_stuck),
+    ("mhealth", _mhealth_columns), ("mhealth", _mhealth_label), ("mhealth", _mhealth_stuck_ecg),
+    ("mhealth", _mhealth_empty), ("daphnet", _daphnet_header), ("daphnet", _daphnet_nan),
+    ("daphnet", _daphnet_time_back), ("daphnet", _daphnet_columns), ("daphnet", _daphnet_stuck),
+    ("daphnet", _daphnet_annotation),
+]

@@ -20,7 +20,7 @@ from crossl_edge.data.rawtext import (
 )
 from crossl_edge.data.signal import check_window, concat_windows, pick_modalities, window_segment
 from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, split_by_subject
-from crossl_edge.errors import DataError
+from crossl_edge.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def read_labels(file: Path) -> np.ndarray:
         raise DataError(f"{file}: row {bad[0] + 1} has an unknown activity or ends before it "
                         "starts; re-extract it.")
     same = lab[1:, 0] == lab[:-1, 0]
-    back = np.flatnonzero(same & (lab[1:, 3] <= lab[:-1, 4]))
+    back = np.flatnonzero(same & (lab[1:, 3] < lab[:-1, 4]))
     if back.size:
         raise DataError(f"{file}: row {back[0] + 2} starts at sample {lab[back[0] + 1, 3]}, before "
                         f"the previous segment of experiment {lab[back[0], 0]} ends; the rows are "
@@ -65,7 +65,11 @@ def preprocess(total: np.ndarray, gyro: np.ndarray) -> dict[str, np.ndarray]:
     """UCI's filtering over a whole experiment: 3-point median, then a causal 3rd-order 20 Hz
     Butterworth low-pass on acc and gyro; gravity = 3rd-order 0.3 Hz Butterworth of total acc,
     body acc = total - gravity."""
-    from scipy.signal import butter, lfilter, medfilt
+    try:
+        from scipy.signal import butter, lfilter, medfilt
+    except ImportError as e:
+        raise UsageError("the hapt loader filters with scipy, which is not installed; run "
+                         "pip install 'crossl-edge[data]'.") from e
 
     def clean(x: np.ndarray) -> np.ndarray:
         med = np.stack([medfilt(c, 3) for c in x.T], axis=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -70,9 +71,10 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
     DataError naming the file and the line.
     """
     text = read_text(file, dataset=dataset)
+    if not text.strip():
+        raise DataError(f"{file} is empty; re-extract the {dataset} archive.")
     for ch in strip:
         text = text.replace(ch, "")
-    lines = text.splitlines()
     codes = codes or {}
 
     def convert(i: int, field: str) -> float:
@@ -81,10 +83,12 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
 
     try:
         converters = {i: (lambda s, m=m: m[s.strip()]) for i, m in codes.items()}
-        arr = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2,
-                         converters=converters or None)
+        with warnings.catch_warnings():  # "input contained no data": reported below instead
+            warnings.simplefilter("ignore", UserWarning)
+            arr = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2,
+                             converters=converters or None)
     except (ValueError, KeyError, IndexError):
-        raise _locate_fault(lines, file=file, n_columns=n_columns, delimiter=delimiter,
+        raise _locate_fault(text.splitlines(), file=file, n_columns=n_columns, delimiter=delimiter,
                             convert=convert, dataset=dataset) from None
     if arr.size == 0:
         raise DataError(f"{file} holds no rows; re-extract the {dataset} archive.")

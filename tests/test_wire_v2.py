@@ -139,8 +139,8 @@ def test_sync_resyncs_on_new_epoch_and_step() -> None:
 
 def test_grid_windower_only_reports_complete_runs() -> None:
     g = T.GridWindower(window=4, hop=2)
-    got = [g.push(n) for n in [0, 1, 2, 3, 3, 4, 5, 7, 8, 9, 10, 11, 5, 6, 7, 8]]
-    assert got == [-1, -1, -1, 0, -1, -1, 1, -1, -1, -1, -1, 4, -1, -1, -1, 1]
+    got = [g.push(n) for n in [0, 1, 2, 3, 3, 4, 5, 7, 8, 9, 10, 11, 5, 6, 7, 8, 9]]
+    assert got == [-1, -1, -1, 0, -1, -1, 1, -1, -1, -1, -1, 4, -1, -1, -1, -1, 3]
     s = T.SyncState(synced=1, origin_us=1_000_000)
     assert T.sample_index(s, 1_000_000 - 50_001, 10_000) == -1
     assert T.sample_index(s, 1_000_000 + 149_999, 10_000) == 1

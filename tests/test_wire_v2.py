@@ -150,7 +150,8 @@ def test_grid_windower_only_reports_complete_runs() -> None:
 def test_wire_package_imports_light() -> None:
     code = ("import sys, crossl_edge.wire.frame, crossl_edge.wire.beacon, "
             "crossl_edge.wire.timebase, crossl_edge.wire.cobs; "
-            "heavy = {'torch', 'tensorflow', 'onnx', 'onnxruntime', 'click', 'crossl_edge.firmware_bridge'}"
+            "heavy = {'torch', 'tensorflow', 'onnx', 'onnxruntime', 'click',"
+            " 'crossl_edge.firmware_bridge'}"
             " & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 

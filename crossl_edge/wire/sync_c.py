@@ -8,7 +8,7 @@ from __future__ import annotations
 from . import beacon as B
 from . import timebase as T
 
-_TEMPLATE = r"""/* ---- Time base (frame format v2): sync beacon, node clock -> phone clock, grid windows ----
+_TEMPLATE = r"""/* ---- Time base (frame format v2): sync beacon, node -> phone clock, grid ----
  * Integer arithmetic only; crossl_edge/wire/timebase.py is the same algorithm in Python. */
 #define CROSSL_BEACON_MAGIC0 0x$MAGIC0u /* '$MAGICC0' */
 #define CROSSL_BEACON_MAGIC1 0x$MAGIC1u /* '$MAGICC1' */

@@ -397,7 +397,7 @@ static inline int32_t crossl_frame_cobs_decode(const uint8_t *in, size_t n, uint
     return (int32_t)o;
 }
 
-/* ---- Time base (frame format v2): sync beacon, node clock -> phone clock, grid windows ----
+/* ---- Time base (frame format v2): sync beacon, node -> phone clock, grid ----
  * Integer arithmetic only; crossl_edge/wire/timebase.py is the same algorithm in Python. */
 #define CROSSL_BEACON_MAGIC0 0x43u /* 'C' */
 #define CROSSL_BEACON_MAGIC1 0x42u /* 'B' */

@@ -31,6 +31,7 @@ class ClockSweep:
     legacy: bool = True                     # also run free-running v1 nodes (no beacons)
     deadline_s: float | None = None         # default: half a window
     loss: float = 0.0
+    time_scale: float = 0.01                # UDP only: real seconds per simulated second
 
     def __post_init__(self) -> None:
         if self.beacon_interval_s <= 0 or self.start_spread_s < 0 or self.restarts < 0:
@@ -53,6 +54,7 @@ class ClockResult:
     restarts: int
     windows: int
     predicted: int
+    complete: int                   # predicted windows that fused every modality
     coverage: float
     accuracy_all: float             # windows without a prediction count as wrong
     offline_agreement: float | None  # prediction == offline pipeline for the same modalities
@@ -130,7 +132,8 @@ def run_clock_scenario(manifest: Manifest, encoders: dict[str, Any], xs: dict[st
     return ClockResult(
         name=name, mode=mode, drift_ppm=float(net.clocks[manifest.names[0]].drift_ppm),
         start_spread_s=sweep.start_spread_s, restarts=sweep.restarts, windows=n_win,
-        predicted=len(got), coverage=len(got) / max(n_win, 1),
+        predicted=len(got), complete=sum(len(p.present) == len(manifest.names) for p in got),
+        coverage=len(got) / max(n_win, 1),
         accuracy_all=correct / max(n_win, 1),
         offline_agreement=float(np.mean(agree)) if agree else None,
         misaligned_rate=float(np.mean(misaligned)) if misaligned else None,
@@ -158,7 +161,8 @@ def clock_sweep(manifest: Manifest, encoders: dict[str, Any], xs: dict[str, np.n
             mode = "sync" if bi else "legacy"
             res = run_clock_scenario(manifest, encoders, xs, y, oracle, net,
                                      name=f"{mode} +-{drift:g}ppm", sweep=sweep,
-                                     seed=seed * 1000 + k, transport=transport, backend=backend)
+                                     seed=seed * 1000 + k, transport=transport, backend=backend,
+                                     time_scale=sweep.time_scale if transport == "udp" else 1.0)
             log.info("%s: agreement %s misaligned %s", res.name, res.offline_agreement,
                      res.misaligned_rate)
             out.append(res)

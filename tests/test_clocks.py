@@ -85,3 +85,63 @@ def test_cli_simulate_clocks(tiny_bundle: Path, capsys: pytest.CaptureFixture) -
     assert code == 0 and "misaligned" in out and "sync +-0ppm" in out
     code, _, err = _cli(["simulate", str(tiny_bundle), "--clocks", "--mtu", "10"], capsys)
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_serve_sends_sync_beacons_to_udp_nodes(tiny_bundle: Path) -> None:
+    """A node heard over UDP gets the phone's beacons back on its own socket; its v2 frames
+    are fused by (epoch, window) and a new boot counter is reported as a restart."""
+    import socket
+    import threading
+
+    from crossl_edge.manifest import load_manifest
+    from crossl_edge.runtime.serve import serve
+    from crossl_edge.runtime.transports import UdpReceiver
+    from crossl_edge.wire.beacon import decode_beacon
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
+
+    m = load_manifest(tiny_bundle)
+    fp = fingerprint32(m.fingerprint)
+    src = UdpReceiver("127.0.0.1", 0)
+    stop, ready, preds, box = threading.Event(), threading.Event(), [], {}
+    th = threading.Thread(target=lambda: box.update(stats=serve(
+        m, source=src, deadline_s=5.0, stop_event=stop, ready=ready, on_prediction=preds.append,
+        beacon_interval_s=0.1, epoch=77)), daemon=True)
+    th.start()
+    assert ready.wait(60)
+    nodes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in m.modalities]
+    try:
+        for sock in nodes:
+            sock.settimeout(5)
+        z = np.zeros(m.latent_dim, np.int8)
+
+        def send(i: int, window: int, boot: int) -> None:
+            e = m.modalities[i]
+            nodes[i].sendto(encode_frame(LatentFrame(e.id, window, 0, fp, LatentDType.INT8, z,
+                                                     version=2, window=window, epoch=77,
+                                                     boot=boot)), src.address)
+
+        send(0, 5, 0)
+        beacons = [decode_beacon(nodes[0].recvfrom(64)[0]) for _ in range(3)]
+        assert {b.epoch for b in beacons} == {77} and len({b.origin_us for b in beacons}) == 1
+        assert beacons[0].phone_time_us < beacons[1].phone_time_us < beacons[2].phone_time_us
+        assert beacons[0].fingerprint == fp
+        for i in range(1, len(nodes)):
+            send(i, 5, 0)
+        send(0, 6, 1)                          # node 0 rebooted, re-synced, next window
+        for i in range(1, len(nodes)):
+            send(i, 6, 0)
+        for _ in range(100):
+            if len(preds) >= 2:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        th.join(30)
+        for sock in nodes:
+            sock.close()
+        src.close()
+    assert [(p.epoch, p.seq, p.reason) for p in preds] == [(77, 5, "complete"),
+                                                          (77, 6, "complete")]
+    stats = box["stats"]
+    assert stats.counters["restarts"] == 1 and stats.counters["frames_v2"] == 2 * len(nodes)
+    assert stats.beacons["epoch"] == 77 and stats.beacons["sent"] >= 3

@@ -59,6 +59,8 @@ from crossl_edge.runtime.tables import ms as _ms
     type=click.Path(dir_okay=False),
     help="Record every arriving frame to this capture file (replay it later with --replay).",
 )
+@click.option("--beacon", type=float, default=1.0, show_default=True,
+              help="Seconds between sync beacons to the nodes (time base, frame v2); 0: none.")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option(
@@ -79,6 +81,7 @@ def serve_cmd(
     duration: float | None,
     max_frames: int | None,
     as_json: bool,
+    beacon: float = 1.0,
 ) -> None:
     """Fuse latent frames from sensor nodes and print one JSON prediction per window.
 
@@ -115,6 +118,7 @@ def serve_cmd(
             duration_s=duration,
             max_frames=max_frames,
             stop_event=stop,
+            beacon_interval_s=beacon or None,
         )
     finally:
         for s, h in previous.items():

@@ -22,16 +22,19 @@ DRIFTS = (0.0, 20.0, 100.0, 1000.0, 5000.0, 20000.0, 50000.0)
 SPREADS = (0.0, 3.0, 10.0, 30.0)
 
 
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _rows(table: list) -> list[str]:
     out = ["| scenario | drift ppm | boot spread s | coverage | acc (all windows) | agreement "
            "with offline | misaligned windows | latency p50 ms | p99 ms | re-syncs | restarts "
            "seen |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         lat = r.latency_s
-        fmt = (lambda v: "-" if v is None else f"{v:.3f}")
         out.append(f"| {r.mode} | +-{r.drift_ppm:g} | {r.start_spread_s:g} | {r.coverage:.3f} "
-                   f"| {r.accuracy_all:.3f} | {fmt(r.offline_agreement)} | "
-                   f"{fmt(r.misaligned_rate)} | {1e3 * (lat['p50'] or 0):.0f} | "
+                   f"| {r.accuracy_all:.3f} | {_fmt(r.offline_agreement)} | "
+                   f"{_fmt(r.misaligned_rate)} | {1e3 * (lat['p50'] or 0):.0f} | "
                    f"{1e3 * (lat['p99'] or 0):.0f} | {r.resyncs} | {r.restarts_detected} |")
     return out
 

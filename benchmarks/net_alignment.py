@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, save
 from crossl_edge.atomic import write_text
+from crossl_edge.manifest import load_manifest
 from crossl_edge.runtime.clock_scenarios import ClockSweep
 from crossl_edge.runtime.simulate import simulate
 
@@ -55,9 +56,11 @@ def run(bundle: Path, *, seed: int = 0, out: Path = RESULTS) -> dict:
               "spread_sweep": [asdict(r) for r in spread],
               "wall_s": round(time.perf_counter() - t0, 1)}
     save("net_alignment", result, out=out)
+    fp = f"{load_manifest(bundle).fingerprint:08x}"
     md = ["# Fusion under node clocks: drift and boot-offset sweeps", "",
-          f"`python -m benchmarks.net_alignment --bundle {bundle}`: {drift.windows} windows "
-          f"({drift.settings['data']}), offline deployed pipeline "
+          f"`python -m benchmarks.net_alignment --bundle BUNDLE` (bundle fingerprint "
+          f"{fp}): {drift.windows} windows ({drift.settings['data']}), offline deployed "
+          "pipeline "
           + ", ".join(f"{k} {v:.3f}" for k, v in drift.offline.items()) + ". Two nodes; node 0 "
           "drifts +d ppm, node 1 -d ppm; node 0 reboots once mid-run (0.5 s offline); BLE "
           "connection interval 30 ms, 4 packets per event, MTU 247; beacons every 1 s; "

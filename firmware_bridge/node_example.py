@@ -17,7 +17,7 @@ def node_header(spec: NodeSpec) -> str:
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crossl_frame.h"
+#include "../common/crossl_frame.h" /* the firmware folder's layout: <m>/ beside common/ */
 #include "{p}_contract.h"
 
 /* Samples between two windows (a window every HOP samples once the first one is full);
@@ -181,14 +181,12 @@ static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us, int64_t window)
     h.fingerprint = {m}_BUNDLE_FINGERPRINT;
     {{
         int32_t n;
-        if (window < 0) {{ /* not synced: v1, as before the time base */
-            n = crossl_frame_encode(&h, node->latent, node->frame, sizeof node->frame);
-        }} else {{
-            v2.window = (uint32_t)window;
-            v2.epoch = node->sync.epoch;
-            v2.boot = node->boot;
-            n = crossl_frame_encode_v2(&h, &v2, node->latent, node->frame, sizeof node->frame);
-        }}
+        v2.window = (uint32_t)window;
+        v2.epoch = node->sync.epoch;
+        v2.boot = node->boot;
+        /* not synced (window < 0): a v1 frame, as before the time base */
+        n = crossl_frame_encode_version(&h, window < 0 ? NULL : &v2, node->latent, node->frame,
+                                        sizeof node->frame);
         if (n < 0) return n;
         if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;
         return n;
@@ -214,10 +212,10 @@ uint64_t {p}_node_next_sample_us(const {p}_node_t *node, uint64_t now_us)
     if (!node->sync.synced) return 0u;
     n = crossl_sync_sample_index(&node->sync, now_us, {m}_SAMPLE_RATE_MHZ);
     if (n < 0) n = 0;
-    due = crossl_sync_sample_due(&node->sync, n, {m}_SAMPLE_RATE_MHZ);
-    if ((int64_t)(due - now_us) < 0) due = crossl_sync_sample_due(&node->sync, n + 1,
-                                                                  {m}_SAMPLE_RATE_MHZ);
-    return due;
+    for (;; n++) {{ /* the nearest grid sample, or the one after it when that one is past */
+        due = crossl_sync_sample_due(&node->sync, n, {m}_SAMPLE_RATE_MHZ);
+        if ((int64_t)(due - now_us) >= 0) return due;
+    }}
 }}
 
 static int32_t {p}_node_push_synced({p}_node_t *node, const float *sample, uint64_t t_us)

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crossl_frame.h"
+#include "../common/crossl_frame.h" /* the firmware folder's layout: <m>/ beside common/ */
 #include "crossl_imu_contract.h"
 
 /* Samples between two windows (a window every HOP samples once the first one is full);

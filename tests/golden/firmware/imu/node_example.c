@@ -93,14 +93,12 @@ static int32_t crossl_imu_node_window(crossl_imu_node_t *node, uint64_t t_us, in
     h.fingerprint = CROSSL_IMU_BUNDLE_FINGERPRINT;
     {
         int32_t n;
-        if (window < 0) { /* not synced: v1, as before the time base */
-            n = crossl_frame_encode(&h, node->latent, node->frame, sizeof node->frame);
-        } else {
-            v2.window = (uint32_t)window;
-            v2.epoch = node->sync.epoch;
-            v2.boot = node->boot;
-            n = crossl_frame_encode_v2(&h, &v2, node->latent, node->frame, sizeof node->frame);
-        }
+        v2.window = (uint32_t)window;
+        v2.epoch = node->sync.epoch;
+        v2.boot = node->boot;
+        /* not synced (window < 0): a v1 frame, as before the time base */
+        n = crossl_frame_encode_version(&h, window < 0 ? NULL : &v2, node->latent, node->frame,
+                                        sizeof node->frame);
         if (n < 0) return n;
         if (crossl_imu_send(node->frame, (size_t)n) != 0) return CROSSL_IMU_ERR_SEND;
         return n;
@@ -126,10 +124,10 @@ uint64_t crossl_imu_node_next_sample_us(const crossl_imu_node_t *node, uint64_t 
     if (!node->sync.synced) return 0u;
     n = crossl_sync_sample_index(&node->sync, now_us, CROSSL_IMU_SAMPLE_RATE_MHZ);
     if (n < 0) n = 0;
-    due = crossl_sync_sample_due(&node->sync, n, CROSSL_IMU_SAMPLE_RATE_MHZ);
-    if ((int64_t)(due - now_us) < 0) due = crossl_sync_sample_due(&node->sync, n + 1,
-                                                                  CROSSL_IMU_SAMPLE_RATE_MHZ);
-    return due;
+    for (;; n++) { /* the nearest grid sample, or the one after it when that one is past */
+        due = crossl_sync_sample_due(&node->sync, n, CROSSL_IMU_SAMPLE_RATE_MHZ);
+        if ((int64_t)(due - now_us) >= 0) return due;
+    }
 }
 
 static int32_t crossl_imu_node_push_synced(crossl_imu_node_t *node, const float *sample, uint64_t t_us)

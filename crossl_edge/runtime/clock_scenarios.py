@@ -34,6 +34,8 @@ class ClockSweep:
     time_scale: float = 0.01                # UDP only: real seconds per simulated second
 
     def __post_init__(self) -> None:
+        if not self.drift_ppm or not all(abs(d) < 1e6 for d in self.drift_ppm):
+            raise UsageError("--drift needs one or more crystal errors in ppm, e.g. 0,20,100.")
         if self.beacon_interval_s <= 0 or self.start_spread_s < 0 or self.restarts < 0:
             raise UsageError("--beacon must be positive, --start-spread and --restarts "
                              "non-negative.")

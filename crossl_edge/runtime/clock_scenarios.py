@@ -68,6 +68,19 @@ class ClockResult:
     restarts_detected: int
 
 
+def cached(encode: Any) -> Any:
+    """``encode`` memoized on the window's bytes (nodes re-encode the same windows often)."""
+    memo: dict[bytes, np.ndarray] = {}
+
+    def run(raw: np.ndarray) -> np.ndarray:
+        key = np.ascontiguousarray(raw, np.float32).tobytes()
+        if key not in memo:
+            memo[key] = encode(raw)
+        return memo[key]
+
+    return run
+
+
 def clocks_for(names: list[str], drift_ppm: float, sweep: ClockSweep,
                duration_s: float) -> dict[str, NodeClock]:
     """Node i: boots at spread * i / (M-1), drift (-1)^i * drift; node 0 reboots evenly."""

@@ -274,8 +274,8 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
                  results[-1].accuracy)
     clock_table = []
     if clocks is not None:
-        from crossl_edge.runtime.clock_scenarios import clock_sweep
-        encoders = {n: _cached(node.encode) for n, node in nodes.items()}
+        from crossl_edge.runtime.clock_scenarios import cached, clock_sweep
+        encoders = {n: cached(node.encode) for n, node in nodes.items()}
         clock_table = clock_sweep(manifest, encoders, xs, y, oracle, clocks, seed=seed,
                                   transport=transport, backend=backend)
     n_loss = len(loss_rates)
@@ -288,18 +288,6 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     return SimulationResult(str(bundle), transport, len(y), settings, oracle.accuracy(y),
                             results[:n_loss], results[n_loss:], clock_table)
 
-
-def _cached(encode: Any) -> Any:
-    """``encode`` memoized on the window's bytes (nodes re-encode the same windows often)."""
-    memo: dict[bytes, np.ndarray] = {}
-
-    def run(raw: np.ndarray) -> np.ndarray:
-        key = np.ascontiguousarray(raw, np.float32).tobytes()
-        if key not in memo:
-            memo[key] = encode(raw)
-        return memo[key]
-
-    return run
 
 
 class _Offline:

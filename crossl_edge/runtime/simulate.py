@@ -342,7 +342,7 @@ def _run_udp(manifest: Manifest, events: list[tuple[float, str, bytes]], *, dead
         try:
             box["stats"] = serve(manifest, source=src, deadline_s=deadline_s, backend=backend,
                                  max_open_windows=4096, stop_event=stop, ready=ready,
-                                 on_prediction=out.append)
+                                 on_prediction=out.append, beacon_interval_s=None)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = e
             ready.set()

@@ -1,5 +1,6 @@
 """The generated sensor-node loop (C99): ring buffer of raw samples -> normalized, quantized
-window -> invoke hook -> latent frame (crossl_frame_encode) -> send hook.
+window -> invoke hook -> latent frame -> send hook; with the phone's sync beacons, windows follow
+the phone's grid and go out as v2 frames (time base in crossl_frame.h), else v1 as before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ def node_header(spec: NodeSpec) -> str:
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/crossl_frame.h" /* the firmware folder's layout: <m>/ beside common/ */
 #include "{p}_contract.h"
 
 /* Samples between two windows (a window every HOP samples once the first one is full);
@@ -31,8 +33,16 @@ def node_header(spec: NodeSpec) -> str:
  * negative crossl_frame_status_t values of crossl_frame_encode (-1..-10). */
 #define {m}_ERR_INVOKE (-20)
 #define {m}_ERR_SEND (-21)
+/* {p}_node_on_beacon(): the beacon comes from a phone running another bundle. */
+#define {m}_ERR_BEACON (-22)
+/* The sample rate in millihertz (the grid arithmetic is integer) and a v2 frame's size. */
+#define {m}_SAMPLE_RATE_MHZ {round(spec.sample_rate_hz * 1000)}u
+#define {m}_FRAME_SIZE_V2 ({m}_FRAME_SIZE + (CROSSL_FRAME_OVERHEAD_V2 - CROSSL_FRAME_OVERHEAD))
 
 typedef struct {p}_node {{
+    crossl_sync_t sync;  /* the phone clock, from beacons (crossl_frame.h) */
+    crossl_grid_t grid;  /* which grid window the samples complete */
+    uint16_t boot;       /* set after init: a counter kept across reboots (v2 frames carry it) */
     float ring[{m}_WINDOW * {m}_CHANNELS]; /* raw samples, slot-major */
     uint32_t head;   /* next slot to write; the oldest sample once the ring is full */
     uint32_t filled; /* samples held, up to WINDOW */
@@ -40,7 +50,7 @@ typedef struct {p}_node {{
     uint32_t seq;    /* windows so far: the next frame's seq */
     int8_t input[{m}_INPUT_SIZE];
     int8_t latent[{m}_LATENT_DIM];
-    uint8_t frame[{m}_FRAME_SIZE];
+    uint8_t frame[{m}_FRAME_SIZE_V2];
 }} {p}_node_t;
 
 #ifdef __cplusplus
@@ -58,9 +68,19 @@ void {p}_node_init({p}_node_t *node);
 /* Normalize and quantize the ring's window (oldest sample first) into input[INPUT_SIZE]. */
 void {p}_quantize_window(const {p}_node_t *node, int8_t *input);
 /* Push one sample (CHANNELS raw values) taken at t_us on the node's monotonic clock. When a
- * window completes: quantize, invoke, encode a frame (timestamp t_us) and send it. Returns the
- * frame size sent, 0 when no window completed, or a negative error. */
+ * window completes: quantize, invoke, encode a frame (timestamp t_us) and send it. Before the
+ * first beacon: every HOP samples, a v1 frame (seq = windows since boot). After it: the sample
+ * goes to its slot on the phone's grid and a window goes out, as a v2 frame, only when all its
+ * samples arrived (window = grid index). Returns the frame size sent, 0 when no window
+ * completed, or a negative error. */
 int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us);
+/* Take a message from the phone received at t_us: a sync beacon re-estimates the phone clock.
+ * Returns CROSSL_SYNC_ADJUSTED (0), CROSSL_SYNC_RESYNC (1: a new grid, the window in progress
+ * is dropped), {m}_ERR_BEACON or a negative crossl_frame_status_t (not a valid beacon). */
+int {p}_node_on_beacon({p}_node_t *node, const uint8_t *msg, size_t len, uint64_t t_us);
+/* Local time at which to take the next grid sample (program the sampling timer with it so
+ * that samples land on the grid; 0 before the first beacon). */
+uint64_t {p}_node_next_sample_us(const {p}_node_t *node, uint64_t now_us);
 
 #ifdef __cplusplus
 }}
@@ -146,9 +166,10 @@ void {p}_quantize_window(const {p}_node_t *node, int8_t *input)
     }}
 }}
 
-static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us)
+static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us, int64_t window)
 {{
     crossl_frame_header_t h;
+    crossl_frame_v2_t v2;
     {p}_quantize_window(node, node->input);
     h.seq = node->seq++; /* counts windows, so a failed one leaves a gap the phone sees */
     if ({p}_invoke(node->input, node->latent) != 0) return {m}_ERR_INVOKE;
@@ -159,30 +180,79 @@ static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us)
     h.timestamp_us = t_us;
     h.fingerprint = {m}_BUNDLE_FINGERPRINT;
     {{
-        int32_t n = crossl_frame_encode(&h, node->latent, node->frame, sizeof node->frame);
+        int32_t n;
+        v2.window = (uint32_t)window;
+        v2.epoch = node->sync.epoch;
+        v2.boot = node->boot;
+        /* not synced (window < 0): a v1 frame, as before the time base */
+        n = crossl_frame_encode_version(&h, window < 0 ? NULL : &v2, node->latent, node->frame,
+                                        sizeof node->frame);
         if (n < 0) return n;
         if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;
         return n;
     }}
 }}
 
+int {p}_node_on_beacon({p}_node_t *node, const uint8_t *msg, size_t len, uint64_t t_us)
+{{
+    crossl_beacon_t b;
+    int r;
+    crossl_frame_status_t st = crossl_beacon_decode(msg, len, &b);
+    if (st != CROSSL_FRAME_OK) return (int)st;
+    if (b.fingerprint != {m}_BUNDLE_FINGERPRINT) return {m}_ERR_BEACON;
+    r = crossl_sync_on_beacon(&node->sync, &b, t_us);
+    if (r == CROSSL_SYNC_RESYNC) memset(&node->grid, 0, sizeof node->grid);
+    return r;
+}}
+
+uint64_t {p}_node_next_sample_us(const {p}_node_t *node, uint64_t now_us)
+{{
+    int64_t n;
+    uint64_t due;
+    if (!node->sync.synced) return 0u;
+    n = crossl_sync_sample_index(&node->sync, now_us, {m}_SAMPLE_RATE_MHZ);
+    if (n < 0) n = 0;
+    for (;; n++) {{ /* the nearest grid sample, or the one after it when that one is past */
+        due = crossl_sync_sample_due(&node->sync, n, {m}_SAMPLE_RATE_MHZ);
+        if ((int64_t)(due - now_us) >= 0) return due;
+    }}
+}}
+
+static int32_t {p}_node_push_synced({p}_node_t *node, const float *sample, uint64_t t_us)
+{{
+    uint32_t c, slot;
+    int64_t k, n = crossl_sync_sample_index(&node->sync, t_us, {m}_SAMPLE_RATE_MHZ);
+    if (n < 0) return 0; /* before the grid's origin */
+    slot = (uint32_t)(n % (int64_t){m}_WINDOW);
+    for (c = 0u; c < {m}_CHANNELS; c++) node->ring[slot * {m}_CHANNELS + c] = sample[c];
+    k = crossl_grid_push(&node->grid, n, {m}_WINDOW, {m}_HOP);
+    if (k < 0) return 0;
+    node->head = slot + 1u == {m}_WINDOW ? 0u : slot + 1u; /* the window's oldest sample */
+    node->filled = {m}_WINDOW;
+    return {p}_node_window(node, t_us, k);
+}}
+
 int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us)
 {{
     uint32_t c;
     float *slot = &node->ring[node->head * {m}_CHANNELS];
+    if (node->sync.synced) return {p}_node_push_synced(node, sample, t_us);
     for (c = 0u; c < {m}_CHANNELS; c++) slot[c] = sample[c];
     node->head = node->head + 1u == {m}_WINDOW ? 0u : node->head + 1u;
     if (node->filled < {m}_WINDOW) node->filled++;
     node->since++;
     if (node->filled < {m}_WINDOW || node->since < {m}_HOP) return 0;
     node->since = 0u;
-    return {p}_node_window(node, t_us);
+    return {p}_node_window(node, t_us, -1);
 }}
 """
 
 
+SYNC_STATE_BYTES = 80 + 16 + 2   # crossl_sync_t + crossl_grid_t + boot on Cortex-M (AAPCS)
+
+
 def node_state_bytes(spec: NodeSpec) -> int:
-    """sizeof(crossl_<m>_node_t) on a 32-bit target (4-byte alignment)."""
-    n = 4 * spec.window * len(spec.channels) + 4 * 4 + spec.window * len(spec.channels) \
-        + spec.latent_dim + spec.frame_size
-    return (n + 3) // 4 * 4
+    """sizeof(crossl_<m>_node_t) on a 32-bit Arm target (AAPCS: 8-byte aligned uint64_t)."""
+    n = SYNC_STATE_BYTES + 2 + 4 * spec.window * len(spec.channels) + 4 * 4 \
+        + spec.window * len(spec.channels) + spec.latent_dim + spec.frame_size + 8
+    return (n + 7) // 8 * 8

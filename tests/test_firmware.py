@@ -278,7 +278,7 @@ def test_cortex_m4_builds_and_sizes(tiny_bundle: Path, edge_fw: Path, tmp_path: 
                                                 strict=True))
         node = sizes[f"{e.name}/node_example.c"]
         model = sizes[f"{e.name}/crossl_{e.name}_model.c"]
-        assert node["data"] == 0 and node["bss"] == 0 and node["text"] < 2048
+        assert node["data"] == 0 and node["bss"] == 0 and node["text"] < 3072  # + time base
         assert model["text"] >= (tiny_bundle / e.artifacts["tflite_int8"]).stat().st_size
         assert model["data"] == 0
         res = json.loads((edge_fw / "resources.json").read_text())["modalities"][e.name]

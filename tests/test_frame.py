@@ -166,7 +166,9 @@ def _patched(offset: int, value: bytes) -> bytes:
     (b"", R.TRUNCATED),
     (b"CL\x01" + bytes(20), R.TRUNCATED),
     (_patched(0, b"LC"), R.BAD_MAGIC),
-    (_patched(OFFSETS["version"], b"\x02"), R.UNKNOWN_VERSION),
+    (_patched(OFFSETS["version"], b"\x03"), R.UNKNOWN_VERSION),
+    (_patched(OFFSETS["version"], b"\x02"), R.TRUNCATED),   # a v2 header is 8 bytes longer
+    (_with_crc(b"CL\x02" + bytes(28))[:34], R.TRUNCATED),   # shorter than a v2 overhead
     (_patched(OFFSETS["version"], b"\x00"), R.UNKNOWN_VERSION),
     (_patched(OFFSETS["dtype"], b"\x03"), R.BAD_DTYPE),
     (_patched(OFFSETS["length"], b"\x00\x00"), R.LENGTH_MISMATCH),

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "crossl_edge" / "wire" / "c"
 CDIR = Path(__file__).parent / "c"
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("frame_v1_*.bin"))
+GOLDEN_V2 = sorted((Path(__file__).parent / "golden").glob("frame_v2_*.bin"))
 HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",
               "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror"]
@@ -85,6 +86,8 @@ def _python_verdict(buf: bytes) -> str:
         return f"ERR {exc.reason.value}"
     head = [f.modality_id, int(f.dtype), f.flags, f.latent.size, f.seq, f.timestamp_us,
             f.fingerprint]
+    if f.version == 2:
+        head += ["v2", f.window, f.epoch, f.boot]
     return " ".join(["OK", *map(str, head), *_values(f)])
 
 
@@ -118,9 +121,16 @@ def test_c_encodes_like_python(harness: Path, tmp_path: Path) -> None:
         assert bytes.fromhex(line) == path.read_bytes()
 
 
+def _as_v2(f: LatentFrame, rng: np.random.Generator) -> LatentFrame:
+    return LatentFrame(f.modality_id, f.seq, f.timestamp_us, f.fingerprint, f.dtype, f.latent,
+                       f.flags, version=2, window=int(rng.integers(0, 2**32)),
+                       epoch=int(rng.integers(0, 2**16)), boot=int(rng.integers(0, 2**16)))
+
+
 def _decode_corpus(rng: np.random.Generator) -> list[bytes]:
-    base = [p.read_bytes() for p in GOLDEN] + [encode_frame(_random_frame(rng))
-                                               for _ in range(400)]
+    base = [p.read_bytes() for p in GOLDEN + GOLDEN_V2] + [
+        encode_frame(_random_frame(rng)) for _ in range(300)] + [
+        encode_frame(_as_v2(_random_frame(rng), rng)) for _ in range(200)]
     out: list[bytes] = []
     for i in range(N_DECODE_CORPUS):
         good = base[int(rng.integers(len(base)))]
@@ -142,7 +152,8 @@ def _decode_corpus(rng: np.random.Generator) -> list[bytes]:
             out.append(good + rng.integers(0, 256, int(rng.integers(1, 9)), np.uint8).tobytes())
         elif kind in (5, 6):  # header byte(s) changed, CRC recomputed: reaches the later checks
             body = bytearray(good[:-4])
-            at = int(rng.integers(0, 24)) if kind == 5 else int(rng.choice([2, 4, 5, 6, 7]))
+            at = (int(rng.integers(0, min(32, len(body)))) if kind == 5
+                  else int(rng.choice([2, 4, 5, 6, 7])))
             body[at] = int(rng.integers(0, 256)) if rng.random() < 0.5 else body[at] ^ 0x10
             extra = int(rng.integers(-3, 4)) if kind == 6 and rng.random() < 0.3 else 0
             body = body[:len(body) + extra] if extra < 0 else body + bytes(extra)
@@ -151,7 +162,7 @@ def _decode_corpus(rng: np.random.Generator) -> list[bytes]:
             out.append(rng.integers(0, 256, int(rng.integers(0, 160)), np.uint8).tobytes())
         else:
             tail = rng.integers(0, 256, int(rng.integers(0, 100)), np.uint8).tobytes()
-            out.append(b"CL\x01" + tail)
+            out.append((b"CL\x01" if i % 2 else b"CL\x02") + tail)
     return out
 
 

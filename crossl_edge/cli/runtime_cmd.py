@@ -59,6 +59,8 @@ from crossl_edge.runtime.tables import ms as _ms
     type=click.Path(dir_okay=False),
     help="Record every arriving frame to this capture file (replay it later with --replay).",
 )
+@click.option("--beacon", type=float, default=1.0, show_default=True,
+              help="Seconds between sync beacons to the nodes (time base, frame v2); 0: none.")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option(
@@ -79,6 +81,7 @@ def serve_cmd(
     duration: float | None,
     max_frames: int | None,
     as_json: bool,
+    beacon: float = 1.0,
 ) -> None:
     """Fuse latent frames from sensor nodes and print one JSON prediction per window.
 
@@ -121,6 +124,7 @@ def serve_cmd(
             duration_s=duration,
             max_frames=max_frames,
             stop_event=stop,
+            beacon_interval_s=beacon or None,
         )
     finally:
         for s, h in previous.items():
@@ -220,6 +224,22 @@ def _outage(text: str | None) -> dict[str, tuple[float, float]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save a PNG plot (matplotlib).")
+@click.option("--clocks", is_flag=True,
+              help="Also simulate node clocks and radios: drift sweep, offsets, a restart.")
+@click.option("--drift", default="0,20,100,1000,20000", show_default=True,
+              help="(--clocks) crystal errors to sweep, ppm (nodes get +d and -d).")
+@click.option("--start-spread", type=float, default=3.0, show_default=True,
+              help="(--clocks) seconds between the first and the last node's boot.")
+@click.option("--restarts", type=int, default=1, show_default=True,
+              help="(--clocks) reboots of the first node during the run.")
+@click.option("--beacon", type=float, default=1.0, show_default=True,
+              help="(--clocks) seconds between the phone's sync beacons.")
+@click.option("--conn-interval", type=float, default=0.03, show_default=True,
+              help="(--clocks) BLE connection interval, seconds.")
+@click.option("--frames-per-event", type=int, default=4, show_default=True,
+              help="(--clocks) BLE packets per connection event.")
+@click.option("--mtu", type=int, default=247, show_default=True,
+              help="(--clocks) BLE ATT MTU; a notification carries MTU - 3 bytes.")
 def simulate_cmd(
     bundle: str,
     data: str | None,
@@ -235,6 +255,14 @@ def simulate_cmd(
     as_json: bool,
     out: str | None,
     plot: str | None,
+    clocks: bool = False,
+    drift: str = "0,20,100,1000,20000",
+    start_spread: float = 3.0,
+    restarts: int = 1,
+    beacon: float = 1.0,
+    conn_interval: float = 0.03,
+    frames_per_event: int = 4,
+    mtu: int = 247,
 ) -> None:
     """Simulate sensor nodes over a lossy radio and score the phone's fused predictions.
 
@@ -242,6 +270,7 @@ def simulate_cmd(
     Example:
       crossl-edge simulate bundle/ --loss 0,0.1,0.3,0.5 --jitter 0.01 --plot sim.png
       crossl-edge simulate bundle/ --data windows.npz --transport udp --json
+      crossl-edge simulate bundle/ --clocks --drift 0,100,20000 --start-spread 3 --restarts 1
     """
     from crossl_edge.atomic import write_json
     from crossl_edge.cli.common import check_deadline, check_outage, check_rates
@@ -269,6 +298,9 @@ def simulate_cmd(
         transport=transport,
         deadline_s=deadline,
         backend=backend,
+        clocks=_clock_sweep(clocks, drift=drift, start_spread=start_spread, restarts=restarts,
+                            beacon=beacon, conn_interval=conn_interval,
+                            frames_per_event=frames_per_event, mtu=mtu),
     )
     if out:
         write_json(out, res.to_json())
@@ -280,3 +312,17 @@ def simulate_cmd(
         echo_json(res.to_json())
         return
     click.echo(format_simulation(res))
+
+
+def _clock_sweep(on: bool, *, drift: str, start_spread: float, restarts: int, beacon: float,
+                 conn_interval: float, frames_per_event: int, mtu: int) -> object | None:
+    """The --clocks options as a ClockSweep (None without --clocks)."""
+    if not on:
+        return None
+    from crossl_edge.runtime.clock_scenarios import ClockSweep
+    from crossl_edge.runtime.netsim import BleLink
+
+    return ClockSweep(drift_ppm=_floats(drift, "--drift"), start_spread_s=start_spread,
+                      restarts=restarts, beacon_interval_s=beacon,
+                      link=BleLink(conn_interval_s=conn_interval,
+                                   frames_per_event=frames_per_event, mtu=mtu))

@@ -1,6 +1,8 @@
 """The phone-side aggregator: group latent frames by window, mask absent modalities, classify.
 
-Bounded memory, never raises on bad input: every rejected frame is counted in ``Counters``.
+v2 frames are grouped by (sync epoch, grid window), v1 frames by their node's seq (aligned only
+when nodes start together). Bounded memory, never raises on bad input: every rejected frame is
+counted in ``Counters``; node restarts are detected and counted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 from crossl_edge.errors import UsageError
 from crossl_edge.manifest import Manifest
 from crossl_edge.runtime.backends import open_model
-from crossl_edge.wire.frame import FrameError, LatentDType, LatentFrame, decode_frame, fingerprint32
+from crossl_edge.wire.frame import (
+    FrameError,
+    LatentDType,
+    LatentFrame,
+    decode_frame,
+    fingerprint32,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ class Prediction:
     reason: str                 # complete | deadline | evicted | flush
     timestamp_us: int = 0       # node clock of the window's first valid frame (0 if none)
     inference_s: float = 0.0    # phone-model compute time alone
+    epoch: int | None = None    # sync epoch of v2 frames (then seq is the grid window index)
 
     @property
     def empty(self) -> bool:
@@ -70,6 +79,9 @@ class Counters:
     evicted: int = 0                # pushed out by the cap on open windows
     flushed: int = 0
     inference_errors: int = 0
+    restarts: int = 0               # a node's boot counter changed (v2) or its seq fell back (v1)
+    frames_v1: int = 0
+    frames_v2: int = 0
 
     @property
     def bad_crc(self) -> int:
@@ -81,16 +93,20 @@ class Counters:
         return d
 
 
+_V1 = -1            # the epoch part of a v1 frame's window key
+_V1_RESTART_BACK = 16   # a v1 seq this far below the node's last one is a restart
+
+
 @dataclass
 class _Window:
-    seq: int
+    key: tuple[int, int]        # (epoch, grid window) for v2, (-1, seq) for v1
     first_arrival: float
     latents: dict[int, np.ndarray] = field(default_factory=dict)   # modality index -> float (D,)
     timestamp_us: int = 0
 
 
 class PhoneAggregator:
-    """Fuse whatever latents arrive per window sequence number and run the phone model.
+    """Fuse whatever latents arrive per window (see the module docstring) and run the phone model.
 
     A window is emitted when all modalities arrived ("complete"), ``deadline_s`` after its first
     frame ("deadline", via ``poll`` or any later ``submit``), when more than ``max_open_windows``
@@ -113,8 +129,9 @@ class PhoneAggregator:
         self._qparams = [m.latent_quant for m in manifest.modalities]
         self._fingerprint = fingerprint32(manifest.fingerprint)
         self._m, self._d = len(manifest.modalities), int(manifest.latent_dim)
-        self._open: OrderedDict[int, _Window] = OrderedDict()     # in order of first arrival
-        self._emitted: OrderedDict[int, frozenset[int]] = OrderedDict()  # seq -> present idx
+        self._open: OrderedDict[tuple[int, int], _Window] = OrderedDict()  # by first arrival
+        self._emitted: OrderedDict[tuple[int, int], frozenset[int]] = OrderedDict()
+        self._nodes: dict[int, tuple[int, int, int]] = {}   # modality id -> (version, boot, seq)
         self._emitted_memory = int(emitted_memory)
         self.model = self._open_phone_model(backend, threads)
         self.backend = self.model.backend
@@ -154,8 +171,9 @@ class PhoneAggregator:
                 c.decode_errors["INVALID"] = c.decode_errors.get("INVALID", 0) + 1
                 return out
         c.decoded += 1
-        seq = f.seq
-        done = self._emitted.get(seq)
+        self._track_node(f)
+        key = (f.epoch, f.window) if f.version >= 2 else (_V1, f.seq)
+        done = self._emitted.get(key)
         if done is not None:
             if self._index.get(f.modality_id) in done:
                 c.duplicates += 1
@@ -172,12 +190,12 @@ class PhoneAggregator:
             latent = self._latent(idx, f)
             if latent is None:
                 c.bad_latent += 1
-        w = self._open.get(seq)
+        w = self._open.get(key)
         if w is None:
             if latent is None and idx is None:
                 return out     # a frame from a node we do not know opens no window
             out += self._make_room(now)
-            w = self._open[seq] = _Window(seq, now)
+            w = self._open[key] = _Window(key, now)
             c.windows_opened += 1
         if latent is None:
             return out
@@ -189,9 +207,34 @@ class PhoneAggregator:
             w.timestamp_us = f.timestamp_us
         c.accepted += 1
         if len(w.latents) == self._m:
-            del self._open[seq]
+            del self._open[key]
             out.append(self._emit(w, now, "complete"))
         return out
+
+    def _track_node(self, f: LatentFrame) -> None:
+        """Count versions; detect a node restart (new boot counter, or a v1 seq that fell
+        back). A restarted v2 node re-syncs to the beacons before it sends again, so its new
+        frames carry grid windows and meet no stale state; for v1 the seq-keyed memory of
+        emitted windows is forgotten so that the new run of seqs is fused, not called late."""
+        c = self.counters
+        if f.version >= 2:
+            c.frames_v2 += 1
+        else:
+            c.frames_v1 += 1
+        last = self._nodes.get(f.modality_id)
+        self._nodes[f.modality_id] = (f.version, f.boot, f.seq)
+        if last is None or last[0] != f.version:
+            return
+        if f.version >= 2 and f.boot != last[1]:
+            c.restarts += 1
+            log.info("node of modality %d restarted (boot %d -> %d)", f.modality_id, last[1],
+                     f.boot)
+        elif f.version == 1 and _V1_RESTART_BACK <= (last[2] - f.seq) & 0xFFFFFFFF < 1 << 31:
+            c.restarts += 1
+            log.info("node of modality %d restarted (seq %d -> %d)", f.modality_id, last[2],
+                     f.seq)
+            for key in [k for k in self._emitted if k[0] == _V1]:
+                del self._emitted[key]
 
     def _latent(self, idx: int, f: LatentFrame) -> np.ndarray | None:
         if f.latent.size != self._d:
@@ -217,10 +260,10 @@ class PhoneAggregator:
         now = self.clock() if now is None else float(now)
         out = []
         while self._open:
-            seq, w = next(iter(self._open.items()))
+            key, w = next(iter(self._open.items()))
             if now < w.first_arrival + self.deadline_s:      # same sum as next_deadline
                 break
-            del self._open[seq]
+            del self._open[key]
             out.append(self._emit(w, now, "deadline"))
         return out
 
@@ -242,7 +285,7 @@ class PhoneAggregator:
         return next(iter(self._open.values())).first_arrival + self.deadline_s
 
     def _remember(self, w: _Window) -> None:
-        self._emitted[w.seq] = frozenset(w.latents)
+        self._emitted[w.key] = frozenset(w.latents)
         while len(self._emitted) > self._emitted_memory:
             self._emitted.popitem(last=False)
 
@@ -253,7 +296,9 @@ class PhoneAggregator:
         setattr(c, name, getattr(c, name) + 1)
         present = [self.manifest.modalities[i].name for i in sorted(w.latents)]
         latency = max(0.0, now - w.first_arrival)
-        empty = Prediction(w.seq, None, None, [], present, latency, reason, w.timestamp_us)
+        epoch = None if w.key[0] == _V1 else w.key[0]
+        empty = Prediction(w.key[1], None, None, [], present, latency, reason, w.timestamp_us,
+                           epoch=epoch)
         if not w.latents:
             c.empty_windows += 1
             return empty
@@ -262,13 +307,13 @@ class PhoneAggregator:
             probs = self.infer(w.latents)
         except Exception as e:  # noqa: BLE001 - a runtime failure must not stop the phone
             c.inference_errors += 1
-            log.warning("phone model failed on window %d: %s", w.seq, e)
+            log.warning("phone model failed on window %s: %s", w.key, e)
             return empty
         c.predictions += 1
         k = int(np.argmax(probs))
         dt = time.perf_counter() - t0
-        return Prediction(w.seq, k, self.manifest.classes[k], [float(p) for p in probs], present,
-                          latency + dt, reason, w.timestamp_us, dt)
+        return Prediction(w.key[1], k, self.manifest.classes[k], [float(p) for p in probs],
+                          present, latency + dt, reason, w.timestamp_us, dt, epoch)
 
     def infer(self, latents: dict[int, np.ndarray]) -> np.ndarray:
         """Run the phone model on {modality index: float latent (D,)}; return probabilities."""

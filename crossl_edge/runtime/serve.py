@@ -1,6 +1,7 @@
 """The serve loop: frames from a transport -> PhoneAggregator -> predictions as JSON lines.
 
-Signal handling belongs to the caller (the CLI sets ``stop_event`` on SIGINT/SIGTERM).
+Live sources also get the phone's sync beacon every ``beacon_interval_s`` (the time base of
+frame format v2). Signal handling belongs to the caller (the CLI sets ``stop_event``).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -20,7 +22,9 @@ import numpy as np
 
 from crossl_edge.manifest import Manifest, load_manifest
 from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
-from crossl_edge.runtime.transports import CaptureWriter, Source, open_source
+from crossl_edge.runtime.transports import CaptureWriter, ReplaySource, Source, open_source
+from crossl_edge.wire.beacon import Beacon, encode_beacon
+from crossl_edge.wire.frame import fingerprint32
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,7 @@ class ServeStats:
     backend: str = ""
     reasons: dict[str, int] = field(default_factory=dict)
     lost_writes: dict[str, int] = field(default_factory=dict)  # predictions/frames not written
+    beacons: dict[str, int] = field(default_factory=dict)   # epoch, sent, deliveries
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +102,8 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
           capture: str | Path | None = None,
           on_prediction: Callable[[Prediction], None] | None = None,
           poll_interval_s: float | None = None,
-          ready: threading.Event | None = None) -> ServeStats:
+          ready: threading.Event | None = None,
+          beacon_interval_s: float | None = 1.0, epoch: int | None = None) -> ServeStats:
     """Run the phone aggregator on ``source`` until stopped; write one JSON line per window.
 
     Stops on ``stop_event``, after ``max_frames`` frames or ``duration_s`` seconds, or at the end
@@ -112,9 +118,13 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
     try:
         agg = PhoneAggregator(manifest, deadline_s=deadline_s, max_open_windows=max_open_windows,
                               backend=backend, clock=src.clock)
+        beacons = None if src.exhausted or isinstance(src, ReplaySource) or \
+            not beacon_interval_s else BeaconClock(manifest, src, beacon_interval_s, epoch)
+        poll = poll_interval_s or min(0.05, deadline_s / 10,
+                                      (beacon_interval_s or 1.0) / 4)
         return _loop(agg, src, stream, cap, max_frames=max_frames, duration_s=duration_s,
                      stop_event=stop_event, on_prediction=on_prediction, ready=ready,
-                     poll=poll_interval_s or min(0.05, deadline_s / 10))
+                     poll=poll, beacons=beacons)
     finally:
         if cap:
             with contextlib.suppress(OSError):
@@ -138,10 +148,45 @@ def _open_out(out: TextIO | str | Path | None) -> tuple[TextIO | None, bool]:
                          "check the --out path.") from e
 
 
+class BeaconClock:
+    """The phone side of the time base: a sync beacon to the nodes every ``interval_s``.
+
+    The epoch (random unless given) names this serve run's grid; its origin is the phone time
+    of the first beacon, so window k starts at origin + k * window duration."""
+
+    def __init__(self, manifest: Manifest, src: Source, interval_s: float,
+                 epoch: int | None = None) -> None:
+        if not interval_s > 0:
+            from crossl_edge.errors import UsageError
+            raise UsageError(f"--beacon must be a positive number of seconds, got {interval_s}.")
+        self.src, self.interval_s = src, float(interval_s)
+        self.epoch = int.from_bytes(os.urandom(2), "little") if epoch is None else int(epoch)
+        self.fingerprint = fingerprint32(manifest.fingerprint)
+        self.origin_us: int | None = None
+        self.sent = self.delivered = 0
+        self._next = 0.0
+
+    def tick(self) -> None:
+        now = self.src.clock()
+        if now < self._next:
+            return
+        phone_us = round(now * 1e6)
+        if self.origin_us is None:
+            self.origin_us = phone_us
+        b = Beacon(epoch=self.epoch, phone_time_us=phone_us, origin_us=self.origin_us,
+                   fingerprint=self.fingerprint, beacon_seq=self.sent & 0xFFFF)
+        self.delivered += self.src.send(encode_beacon(b))
+        self.sent += 1
+        self._next = now + self.interval_s
+
+    def stats(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "sent": self.sent, "delivered": self.delivered}
+
+
 def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: CaptureWriter | None, *,
           max_frames: int | None, duration_s: float | None, stop_event: threading.Event | None,
           on_prediction: Callable[[Prediction], None] | None, ready: threading.Event | None,
-          poll: float) -> ServeStats:
+          poll: float, beacons: BeaconClock | None = None) -> ServeStats:
     lat = Reservoir()
     write = _Writes()
     frames = 0
@@ -174,6 +219,8 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
         if src.exhausted:
             stopped_by = "end of replay"
             break
+        if beacons is not None:
+            beacons.tick()
         for a in src.read(poll):
             if cap is not None:
                 write("capture frames", cap.write, a.frame, a.time)
@@ -195,7 +242,8 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
                        duration_s=dur, frames_per_s=frames / dur if dur > 0 else 0.0,
                        latency_s=latency_summary(lat.values), counters=c.to_json(),
                        source=asdict(src.stats), stopped_by=stopped_by, backend=agg.backend,
-                       reasons=reasons, lost_writes=write.lost)
+                       reasons=reasons, lost_writes=write.lost,
+                       beacons=beacons.stats() if beacons else {})
     log.info("serve stopped (%s): %d frames, %d predictions, %d empty windows", stopped_by,
              frames, c.predictions, c.empty_windows)
     return stats

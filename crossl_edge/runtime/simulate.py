@@ -145,6 +145,7 @@ class SimulationResult:
     offline: dict[str, float]               # deployed pipeline, no network: subset -> accuracy
     loss_table: list[ScenarioResult]
     missing_table: list[ScenarioResult]
+    clock_table: list[Any] = field(default_factory=list)   # clock_scenarios.ClockResult
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -239,8 +240,10 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
              outage: dict[str, tuple[float, float]] | None = None, jitter_s: float = 0.0,
              duplicate_rate: float = 0.0, reorder_rate: float = 0.0, seed: int = 0,
              transport: str = "inproc", deadline_s: float = 0.25, period_s: float = 0.02,
-             backend: str | None = None, max_windows: int | None = None) -> SimulationResult:
-    """Run every loss rate, then each modality fully out, through the channel and the aggregator."""
+             backend: str | None = None, max_windows: int | None = None,
+             clocks: Any = None) -> SimulationResult:
+    """Run every loss rate, then each modality fully out, through the channel and the aggregator;
+    with ``clocks`` (a ``clock_scenarios.ClockSweep``) also the node-clock sweep."""
     if transport not in TRANSPORTS:
         raise UsageError(f"unknown transport {transport!r}; choose inproc or udp.")
     if period_s <= 0 or deadline_s <= 0:
@@ -269,13 +272,22 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
         results.append(_score(name, ch, preds, counters, y, oracle, sent, dropped))
         log.info("%s: coverage %.2f accuracy %s", name, results[-1].coverage,
                  results[-1].accuracy)
+    clock_table = []
+    if clocks is not None:
+        from crossl_edge.runtime.clock_scenarios import cached, clock_sweep
+        encoders = {n: cached(node.encode) for n, node in nodes.items()}
+        clock_table = clock_sweep(manifest, encoders, xs, y, oracle, clocks, seed=seed,
+                                  transport=transport, backend=backend)
     n_loss = len(loss_rates)
     settings = {**base, "seed": seed, "deadline_s": deadline_s, "period_s": period_s,
                 "loss_rates": list(loss_rates), "outage": outage or {},
                 "data": data_label,
                 "node_encoder": sorted({n.kind for n in nodes.values()})}
+    if clocks is not None:
+        settings["clocks"] = asdict(clocks)
     return SimulationResult(str(bundle), transport, len(y), settings, oracle.accuracy(y),
-                            results[:n_loss], results[n_loss:])
+                            results[:n_loss], results[n_loss:], clock_table)
+
 
 
 class _Offline:
@@ -330,7 +342,7 @@ def _run_udp(manifest: Manifest, events: list[tuple[float, str, bytes]], *, dead
         try:
             box["stats"] = serve(manifest, source=src, deadline_s=deadline_s, backend=backend,
                                  max_open_windows=4096, stop_event=stop, ready=ready,
-                                 on_prediction=out.append)
+                                 on_prediction=out.append, beacon_interval_s=None)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = e
             ready.set()

@@ -42,13 +42,32 @@ def _row(r: Any) -> list[Any]:
 
 
 def format_simulation(res: Any) -> str:
-    """The accuracy-vs-loss and per-missing-modality tables of a SimulationResult."""
+    """The accuracy-vs-loss, per-missing-modality and (if run) node-clock tables."""
     head = (f"{res.windows} windows, transport {res.transport}; offline (no network): "
             + ", ".join(f"{k} {v:.3f}" for k, v in res.offline.items()))
-    return "\n".join([
-        head, "",
-        "accuracy vs frame loss (accuracy/macro-F1 on predicted windows; acc_all counts "
-        "missing windows as wrong)",
-        table(_HEADS, [_row(r) for r in res.loss_table]), "",
-        "one modality fully out",
-        table(_HEADS, [_row(r) for r in res.missing_table])])
+    parts = [head]
+    if res.loss_table:
+        parts += ["", "accuracy vs frame loss (accuracy/macro-F1 on predicted windows; acc_all "
+                  "counts missing windows as wrong)",
+                  table(_HEADS, [_row(r) for r in res.loss_table])]
+    if res.missing_table:
+        parts += ["", "one modality fully out", table(_HEADS, [_row(r) for r in res.missing_table])]
+    if res.clock_table:
+        parts += ["", format_clock_table(res.clock_table)]
+    return "\n".join(parts)
+
+
+_CLOCK_HEADS = ["scenario", "coverage", "acc_all", "agree", "misaligned", "p50_ms", "p99_ms",
+                "sent", "recv", "resyncs", "restarts"]
+
+
+def format_clock_table(rows: list[Any]) -> str:
+    """Accuracy, agreement with the offline pipeline, misaligned windows and latency (from the
+    window's last sample to the prediction) against crystal drift."""
+    r0 = rows[0]
+    head = (f"node clocks: nodes boot {r0.start_spread_s:g} s apart, drift +d / -d ppm, "
+            f"{r0.restarts} restart(s); sync = v2 frames + phone beacons, legacy = v1 seq")
+    return "\n".join([head, table(_CLOCK_HEADS, [
+        [r.name, r.coverage, r.accuracy_all, r.offline_agreement, r.misaligned_rate,
+         ms(r.latency_s["p50"]), ms(r.latency_s["p99"]), r.frames_sent, r.frames_received,
+         r.resyncs, r.restarts_detected] for r in rows], first_left=True)])

@@ -1,4 +1,5 @@
 """Frame transports: UDP (one datagram = one frame), serial (COBS + 0x00), capture-file replay.
+Live sources also carry the phone's sync beacons back to the nodes (``Source.send``).
 
 Capture file: header b"CLCAPT" + u8 version (1) + u8 reserved (0); then records, little-endian,
 u64 arrival time in microseconds + u16 frame length + the frame bytes. Sources yield Arrivals.
@@ -59,6 +60,10 @@ class Source:
     def read(self, timeout_s: float) -> list[Arrival]:
         raise NotImplementedError
 
+    def send(self, message: bytes) -> int:
+        """Send ``message`` (a sync beacon) to the nodes; how many it reached (0: not possible)."""
+        return 0
+
     def close(self) -> None:
         """Release the socket, port or file."""
 
@@ -90,6 +95,8 @@ class UdpReceiver(Source):
                              "pick another port or address.") from e
         self.sock.setblocking(False)
         self.address: tuple[str, int] = self.sock.getsockname()
+        self.peers: dict[tuple[str, int], float] = {}   # node address -> last time heard
+        self.max_peers = 64
 
     def read(self, timeout_s: float) -> list[Arrival]:
         ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout_s))
@@ -98,16 +105,31 @@ class UdpReceiver(Source):
             return out
         for _ in range(1024):
             try:
-                data = self.sock.recv(MAX_DATAGRAM)
+                data, peer = self.sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:      # e.g. ICMP errors surfacing on some platforms
                 log.debug("udp recv: %s", e)
                 break
-            out.append(Arrival(data, time.monotonic()))
+            t = time.monotonic()
+            self.peers[peer] = t
+            out.append(Arrival(data, t))
+        while len(self.peers) > self.max_peers:       # forget the longest silent
+            del self.peers[min(self.peers, key=self.peers.__getitem__)]
         self.stats.frames += len(out)
         self.stats.bytes += sum(len(a.frame) for a in out)
         return out
+
+    def send(self, message: bytes) -> int:
+        """One datagram to every node heard from (nodes listen on the port they send from)."""
+        sent = 0
+        for peer in list(self.peers):
+            try:
+                self.sock.sendto(message, peer)
+                sent += 1
+            except OSError as e:
+                log.debug("udp send to %s: %s", peer, e)
+        return sent
 
     def close(self) -> None:
         self.sock.close()
@@ -162,6 +184,16 @@ class SerialReceiver(Source):
         self.stats.frames += len(packets)
         self.stats.bytes += len(data)
         return [Arrival(p, t) for p in packets]
+
+    def send(self, message: bytes) -> int:
+        """COBS(message) + 0x00 on the line (the node's UART receiver splits it the same way)."""
+        import serial
+        try:
+            self.port.write(serial_packet(message))
+        except (serial.SerialException, OSError) as e:
+            log.debug("serial write: %s", e)
+            return 0
+        return 1
 
     def close(self) -> None:
         if self._owns:

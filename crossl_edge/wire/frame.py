@@ -1,6 +1,7 @@
-"""Latent frame format v1: the one field definition and the Python codec (stdlib + numpy only).
+"""Latent frame formats v1 and v2: the one field definition and the Python codec (numpy only).
 
-`frame_c.py` (C99 header) and `frame_doc.py` (FRAME_FORMAT.md) are generated from the tables here.
+`frame_c.py` (C99 header) and `frame_doc.py` (FRAME_FORMAT.md) are generated from the tables here;
+v2 adds the time base (grid window, sync epoch, node boot), see `timebase.py` and `beacon.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any, Final
 
 import numpy as np
 
-FORMAT_VERSION: Final[int] = 1
+FORMAT_VERSION: Final[int] = 1          # the original format; frames of it never change
+FORMAT_VERSION_V2: Final[int] = 2       # adds window/epoch/boot: nodes aligned to phone beacons
+VERSIONS: Final[tuple[int, ...]] = (FORMAT_VERSION, FORMAT_VERSION_V2)
 MAGIC: Final[bytes] = b"CL"
 CRC32_POLY_REFLECTED: Final[int] = 0xEDB88320  # CRC-32/ISO-HDLC, the one zlib.crc32 computes
 FLAGS_CRITICAL_MASK: Final[int] = 0xF0  # bits 4-7: a decoder must understand them or reject
@@ -48,20 +51,41 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("timestamp_us", "Q", "Node clock at the window's end, microseconds (monotonic)."),
     Field("fingerprint", "I", "32 bits of the bundle manifest's `fingerprint` (fingerprint32)."),
 )
+FIELDS_V2: Final[tuple[Field, ...]] = (
+    FIELDS[0],
+    Field("version", "B", "Frame format version; 2 for these fields.", const=FORMAT_VERSION_V2),
+    *FIELDS[2:6],
+    Field("seq", "I", "The node's own window counter since it booted; wraps modulo 2^32; gaps "
+          "mean lost windows."),
+    FIELDS[7], FIELDS[8],
+    Field("window", "I", "Index of the window on the phone's grid of this epoch (time base)."),
+    Field("epoch", "H", "Sync epoch of the phone beacon the node is aligned to."),
+    Field("boot", "H", "Node boot counter: changes at every restart of the node."),
+)
 TRAILER_FIELDS: Final[tuple[Field, ...]] = (
     Field("crc32", "I", "CRC-32 (IEEE, = zlib.crc32) of every byte before it."),
 )
-OFFSETS: Final[dict[str, int]] = {}
-_off = 0
-for _f in FIELDS:
-    OFFSETS[_f.name] = _off
-    _off += _f.size
-HEADER_SIZE: Final[int] = _off
+FIELDS_BY_VERSION: Final[dict[int, tuple[Field, ...]]] = {1: FIELDS, 2: FIELDS_V2}
+OFFSETS_BY_VERSION: Final[dict[int, dict[str, int]]] = {}
+for _v, _fields in FIELDS_BY_VERSION.items():
+    _off, OFFSETS_BY_VERSION[_v] = 0, {}
+    for _f in _fields:
+        OFFSETS_BY_VERSION[_v][_f.name] = _off
+        _off += _f.size
+OFFSETS: Final[dict[str, int]] = OFFSETS_BY_VERSION[1]
 TRAILER_SIZE: Final[int] = sum(f.size for f in TRAILER_FIELDS)
-OVERHEAD: Final[int] = HEADER_SIZE + TRAILER_SIZE
-_HEADER = struct.Struct("<" + "".join(f.fmt for f in FIELDS))
+HEADER_SIZE_BY_VERSION: Final[dict[int, int]] = {
+    v: sum(f.size for f in fs) for v, fs in FIELDS_BY_VERSION.items()}
+OVERHEAD_BY_VERSION: Final[dict[int, int]] = {
+    v: h + TRAILER_SIZE for v, h in HEADER_SIZE_BY_VERSION.items()}
+HEADER_SIZE: Final[int] = HEADER_SIZE_BY_VERSION[1]
+OVERHEAD: Final[int] = OVERHEAD_BY_VERSION[1]      # the smallest overhead of any version
+_HEADERS = {v: struct.Struct("<" + "".join(f.fmt for f in fs))
+            for v, fs in FIELDS_BY_VERSION.items()}
+_HEADER = _HEADERS[1]
 _CRC = struct.Struct("<I")
 assert _HEADER.size == HEADER_SIZE == 24 and OVERHEAD == 28
+assert HEADER_SIZE_BY_VERSION[2] == 32 and OVERHEAD_BY_VERSION[2] == 36
 
 
 class LatentDType(enum.IntEnum):
@@ -140,15 +164,18 @@ REASON_DOCS: Final[dict[FrameErrorReason, str]] = {
 }
 # The order in which a decoder checks a buffer; the first failing check names the reason.
 DECODE_CHECKS: Final[tuple[tuple[FrameErrorReason, str], ...]] = (
-    (FrameErrorReason.TRUNCATED, f"buffer shorter than OVERHEAD ({OVERHEAD} bytes)"),
+    (FrameErrorReason.TRUNCATED, f"buffer shorter than OVERHEAD of v1 ({OVERHEAD} bytes)"),
     (FrameErrorReason.BAD_MAGIC, 'bytes 0-1 differ from "CL"'),
-    (FrameErrorReason.UNKNOWN_VERSION, f"byte 2 differs from {FORMAT_VERSION}"),
+    (FrameErrorReason.UNKNOWN_VERSION, "byte 2 is neither 1 nor 2"),
+    (FrameErrorReason.TRUNCATED, f"(v2) buffer shorter than OVERHEAD of v2 "
+                                 f"({OVERHEAD_BY_VERSION[2]} bytes)"),
     (FrameErrorReason.BAD_DTYPE, "dtype not in the dtype table"),
     (FrameErrorReason.LENGTH_MISMATCH, "length field is 0"),
     (FrameErrorReason.TRUNCATED, "buffer shorter than OVERHEAD + length * itemsize"),
     (FrameErrorReason.LENGTH_MISMATCH, "buffer longer than OVERHEAD + length * itemsize"),
     (FrameErrorReason.BAD_CRC, "CRC-32 of bytes [0, size-4) differs from the last 4 bytes"),
-    (FrameErrorReason.BAD_FLAGS, "flags & 0xF0 has a bit this decoder does not know (all, in v1)"),
+    (FrameErrorReason.BAD_FLAGS, "flags & 0xF0 has a bit this decoder does not know (all, in "
+                                 "v1 and v2)"),
 )
 
 
@@ -189,6 +216,10 @@ class LatentFrame:
     dtype: LatentDType
     latent: np.ndarray
     flags: int = 0
+    version: int = FORMAT_VERSION
+    window: int = 0     # v2: grid window index
+    epoch: int = 0      # v2: sync epoch
+    boot: int = 0       # v2: node boot counter
 
     def __post_init__(self) -> None:
         # Same order as crossl_frame_encode: dtype, latent length, field ranges, flags.
@@ -205,7 +236,13 @@ class LatentFrame:
             raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
                              f"latent dtype {arr.dtype} does not match dtype "
                              f"{dtype.name.lower()}; cast (or quantize) it explicitly")
-        for f in FIELDS:
+        if self.version not in VERSIONS:
+            raise FrameError(FrameErrorReason.UNKNOWN_VERSION, f"version={self.version!r}: "
+                             f"this codec writes {' or '.join(map(str, VERSIONS))}")
+        if self.version == FORMAT_VERSION and (self.window, self.epoch, self.boot) != (0, 0, 0):
+            raise FrameError(FrameErrorReason.INVALID_ARGUMENT, "window, epoch and boot exist "
+                             "in version 2 frames only; pass version=2")
+        for f in FIELDS_V2:
             if f.const is None and f.name not in ("dtype", "length"):
                 object.__setattr__(self, f.name,
                                    _check_int(f.name, getattr(self, f.name), _field_range(f.fmt)))
@@ -219,7 +256,8 @@ class LatentFrame:
 
     def _key(self) -> tuple[Any, ...]:
         return (self.modality_id, self.seq, self.timestamp_us, self.fingerprint, self.dtype,
-                self.flags, self.latent.tobytes())
+                self.flags, self.latent.tobytes(), self.version, self.window, self.epoch,
+                self.boot)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LatentFrame):
@@ -230,41 +268,52 @@ class LatentFrame:
         return hash(self._key())
 
 
-def frame_size(n: int, dtype: LatentDType | str | int = LatentDType.INT8) -> int:
-    """Bytes of a v1 frame holding `n` latent elements of `dtype`."""
+def frame_size(n: int, dtype: LatentDType | str | int = LatentDType.INT8, *,
+               version: int = FORMAT_VERSION) -> int:
+    """Bytes of a frame of ``version`` holding `n` latent elements of `dtype`."""
     n = _check_int("n", n, MAX_LATENT_LENGTH)
-    return OVERHEAD + n * LatentDType.parse(dtype).itemsize
+    if version not in OVERHEAD_BY_VERSION:
+        raise FrameError(FrameErrorReason.UNKNOWN_VERSION, f"no frame format version {version}")
+    return OVERHEAD_BY_VERSION[version] + n * LatentDType.parse(dtype).itemsize
 
 
 def encode_frame(frame: LatentFrame) -> bytes:
-    """Serialize `frame` (validated on construction) to v1 wire bytes, CRC included."""
+    """Serialize `frame` (validated on construction) to wire bytes of its version, CRC included."""
     if not isinstance(frame, LatentFrame):
         raise TypeError(f"encode_frame expects a LatentFrame, got {type(frame).__name__}")
-    values = {f.name: f.const for f in FIELDS if f.const is not None}
+    fields = FIELDS_BY_VERSION[frame.version]
+    values = {f.name: f.const for f in fields if f.const is not None}
     values.update(modality_id=frame.modality_id, dtype=int(frame.dtype), flags=frame.flags,
                   length=int(frame.latent.size), seq=frame.seq,
-                  timestamp_us=frame.timestamp_us, fingerprint=frame.fingerprint)
-    body = _HEADER.pack(*(values[f.name] for f in FIELDS)) + frame.latent.astype(
+                  timestamp_us=frame.timestamp_us, fingerprint=frame.fingerprint,
+                  window=frame.window, epoch=frame.epoch, boot=frame.boot)
+    body = _HEADERS[frame.version].pack(*(values[f.name] for f in fields)) + frame.latent.astype(
         frame.dtype.wire, copy=False).tobytes()
     return body + _CRC.pack(zlib.crc32(body))
 
 
 def decode_frame(buf: bytes | bytearray | memoryview) -> LatentFrame:
-    """Parse one v1 frame (exactly one, nothing after it); raise FrameError with a reason."""
+    """Parse one v1 or v2 frame (exactly one, nothing after it); raise FrameError with a reason."""
     data = bytes(buf)
     n = len(data)
     if n < OVERHEAD:
         raise FrameError(FrameErrorReason.TRUNCATED,
-                         f"{n} bytes: a v1 frame has at least {OVERHEAD}")
+                         f"{n} bytes: a frame has at least {OVERHEAD}")
     if data[:len(MAGIC)] != MAGIC:
         raise FrameError(FrameErrorReason.BAD_MAGIC,
                          f"magic {data[:2]!r} is not {MAGIC!r}: not a crossl latent frame")
     version = data[OFFSETS["version"]]
-    if version != FORMAT_VERSION:
+    if version not in VERSIONS:
         raise FrameError(FrameErrorReason.UNKNOWN_VERSION,
                          f"frame format version {version}; this decoder understands "
-                         f"{FORMAT_VERSION} (update the phone app or the node firmware)")
-    h = dict(zip((f.name for f in FIELDS), _HEADER.unpack_from(data), strict=True))
+                         f"{' and '.join(map(str, VERSIONS))} (update the phone app or the "
+                         "node firmware)")
+    overhead, header = OVERHEAD_BY_VERSION[version], HEADER_SIZE_BY_VERSION[version]
+    if n < overhead:
+        raise FrameError(FrameErrorReason.TRUNCATED,
+                         f"{n} bytes: a v{version} frame has at least {overhead}")
+    h = dict(zip((f.name for f in FIELDS_BY_VERSION[version]), _HEADERS[version].unpack_from(data),
+                 strict=True))
     try:
         dtype = LatentDType(h["dtype"])
     except ValueError:
@@ -272,7 +321,7 @@ def decode_frame(buf: bytes | bytearray | memoryview) -> LatentFrame:
     count = h["length"]
     if count == 0:
         raise FrameError(FrameErrorReason.LENGTH_MISMATCH, "declared latent length is 0")
-    need = OVERHEAD + count * dtype.itemsize
+    need = overhead + count * dtype.itemsize
     if n < need:
         raise FrameError(FrameErrorReason.TRUNCATED,
                          f"{n} bytes, but {count} x {dtype.name.lower()} needs {need}")
@@ -287,11 +336,12 @@ def decode_frame(buf: bytes | bytearray | memoryview) -> LatentFrame:
                          f"CRC-32 0x{crc:08x} in frame, 0x{actual:08x} computed: corrupted")
     if h["flags"] & FLAGS_CRITICAL_MASK:
         raise FrameError(FrameErrorReason.BAD_FLAGS,
-                         f"flags=0x{h['flags']:02x} sets critical bits unknown to v1")
-    latent = np.frombuffer(data, dtype=dtype.wire, count=count, offset=HEADER_SIZE)
+                         f"flags=0x{h['flags']:02x} sets critical bits unknown to v{version}")
+    latent = np.frombuffer(data, dtype=dtype.wire, count=count, offset=header)
     return LatentFrame(modality_id=h["modality_id"], seq=h["seq"],
                        timestamp_us=h["timestamp_us"], fingerprint=h["fingerprint"],
-                       dtype=dtype, latent=latent, flags=h["flags"])
+                       dtype=dtype, latent=latent, flags=h["flags"], version=version,
+                       window=h.get("window", 0), epoch=h.get("epoch", 0), boot=h.get("boot", 0))
 
 
 def fingerprint32(fingerprint: str | int) -> int:
@@ -308,7 +358,11 @@ def fingerprint32(fingerprint: str | int) -> int:
 
 def definition_digest() -> str:
     """Short sha256 of the definition tables: generated files carry it as provenance."""
-    text = repr((FORMAT_VERSION, MAGIC, FIELDS, TRAILER_FIELDS, sorted(_DTYPE_WIRE.items()),
+    from .beacon import BEACON_FIELDS, BEACON_MAGIC
+    from .timebase import TIMEBASE_CONSTANTS
+
+    text = repr((FORMAT_VERSION, MAGIC, FIELDS, FIELDS_V2, TRAILER_FIELDS, BEACON_MAGIC,
+                 BEACON_FIELDS, sorted(TIMEBASE_CONSTANTS.items()), sorted(_DTYPE_WIRE.items()),
                  [(r.name, r.value) for r in FrameErrorReason], FLAGS_CRITICAL_MASK,
                  CRC32_POLY_REFLECTED))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

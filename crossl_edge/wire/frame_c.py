@@ -11,6 +11,7 @@ from pathlib import Path
 from crossl_edge.firmware_bridge.generated import generator_main, sync_file
 
 from . import frame as F
+from .sync_c import render_sync
 
 HEADER_PATH = Path(__file__).resolve().parent / "c" / "crossl_frame.h"
 _CTYPE = {"B": ("uint8_t", 8), "H": ("uint16_t", 16), "I": ("uint32_t", 32), "Q": ("uint64_t", 64)}
@@ -36,20 +37,25 @@ extern "C" {
 #endif
 
 #define CROSSL_FRAME_VERSION @VERSION@u
+#define CROSSL_FRAME_VERSION_V2 @VERSION2@u /* adds window, epoch, boot (time base) */
 #define CROSSL_FRAME_MAGIC0 @MAGIC0@u /* '@MAGICC0@' */
 #define CROSSL_FRAME_MAGIC1 @MAGIC1@u /* '@MAGICC1@' */
 #define CROSSL_FRAME_HEADER_SIZE @HEADER@u
 #define CROSSL_FRAME_TRAILER_SIZE @TRAILER@u
 #define CROSSL_FRAME_OVERHEAD @OVERHEAD@u /* header + CRC */
+#define CROSSL_FRAME_HEADER_SIZE_V2 @HEADER2@u
+#define CROSSL_FRAME_OVERHEAD_V2 @OVERHEAD2@u /* v2: v1 header + window, epoch, boot + CRC */
 #define CROSSL_FRAME_MAX_LENGTH @MAXLEN@u /* latent elements */
 #define CROSSL_FRAME_FLAGS_CRITICAL_MASK @CRIT@u
 #define CROSSL_FRAME_FLAGS_ANCILLARY_MASK @ANC@u
 
-/* Byte offset of each header field. */
+/* Byte offset of each header field (v2 = the v1 header, version 2, then the v2 fields). */
 @OFFSETS@
 /* Bytes of a frame with n latent elements of itemsize bytes each. */
 #define CROSSL_FRAME_SIZE(n, itemsize) \
     (CROSSL_FRAME_OVERHEAD + (uint32_t)(n) * (uint32_t)(itemsize))
+#define CROSSL_FRAME_SIZE_V2(n, itemsize) \
+    (CROSSL_FRAME_OVERHEAD_V2 + (uint32_t)(n) * (uint32_t)(itemsize))
 /* Upper bound of crossl_frame_cobs_encode's output for n input bytes (delimiter excluded). */
 #define CROSSL_FRAME_COBS_MAX_SIZE(n) ((n) + (n) / 254u + 1u)
 
@@ -68,11 +74,19 @@ typedef struct crossl_frame_header {
 @MEMBERS@
 } crossl_frame_header_t;
 
-/* A decoded frame; `latent` points into the decoded buffer (no copy), little-endian elements. */
+/* The fields version 2 adds (time base, FRAME_FORMAT.md). */
+typedef struct crossl_frame_v2 {
+@MEMBERS2@
+} crossl_frame_v2_t;
+
+/* A decoded frame; `latent` points into the decoded buffer (no copy), little-endian elements.
+ * `version` is 1 or 2; `v2` is all zero for a version 1 frame. */
 typedef struct crossl_frame {
     crossl_frame_header_t header;
     const uint8_t *latent;
     uint32_t latent_size; /* bytes */
+    uint8_t version;
+    crossl_frame_v2_t v2;
 } crossl_frame_t;
 
 static inline void crossl_frame_put_u16(uint8_t *p, uint16_t v)
@@ -124,12 +138,13 @@ static inline uint32_t crossl_frame_crc32_update(uint32_t crc, const uint8_t *p,
     return ~c;
 }
 
-/* Encode one frame into out[0..cap). `latent` points at h->length native elements of the type
- * h->dtype names (int8_t, int16_t or float). Returns the frame size in bytes (> 0) or a negative
- * crossl_frame_status_t: INVALID_ARGUMENT (NULL, length 0), BAD_DTYPE, BAD_FLAGS (critical
- * bits set) or BUFFER_TOO_SMALL. */
-static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const void *latent,
-                                          uint8_t *out, size_t cap)
+/* Encode a version 1 frame (v2 == NULL) or a version 2 frame into out[0..cap). `latent` points
+ * at h->length native elements of the type h->dtype names (int8_t, int16_t or float). Returns
+ * the frame size in bytes (> 0) or a negative crossl_frame_status_t: INVALID_ARGUMENT (NULL,
+ * length 0), BAD_DTYPE, BAD_FLAGS (critical bits set) or BUFFER_TOO_SMALL. */
+static inline int32_t crossl_frame_encode_version(const crossl_frame_header_t *h,
+                                                  const crossl_frame_v2_t *v2,
+                                                  const void *latent, uint8_t *out, size_t cap)
 {
     const uint8_t *src = (const uint8_t *)latent;
     uint8_t *p;
@@ -139,10 +154,16 @@ static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const 
     if (itemsize == 0u) return CROSSL_FRAME_ERR_BAD_DTYPE;
     if (h->length == 0u) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
     if ((h->flags & CROSSL_FRAME_FLAGS_CRITICAL_MASK) != 0u) return CROSSL_FRAME_ERR_BAD_FLAGS;
-    need = CROSSL_FRAME_SIZE(h->length, itemsize);
+    need = v2 != NULL ? CROSSL_FRAME_SIZE_V2(h->length, itemsize)
+                      : CROSSL_FRAME_SIZE(h->length, itemsize);
     if (cap < need) return CROSSL_FRAME_ERR_BUFFER_TOO_SMALL;
 @ENCODE_FIELDS@
     p = out + CROSSL_FRAME_HEADER_SIZE;
+    if (v2 != NULL) {
+        out[CROSSL_FRAME_OFF_VERSION] = CROSSL_FRAME_VERSION_V2;
+@ENCODE_FIELDS2@
+        p = out + CROSSL_FRAME_HEADER_SIZE_V2;
+    }
     for (i = 0; i < h->length; i++) { /* native element -> little-endian bytes */
         uint16_t u16;
         uint32_t u32;
@@ -161,25 +182,49 @@ static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const 
     return (int32_t)need;
 }
 
-/* Decode exactly one frame occupying buf[0..len). Checks run in the spec's order and the first
- * failure is returned; *out is written only on CROSSL_FRAME_OK. out->latent points into buf. */
+/* A version 1 frame (the original format; unchanged). */
+static inline int32_t crossl_frame_encode(const crossl_frame_header_t *h, const void *latent,
+                                          uint8_t *out, size_t cap)
+{ return crossl_frame_encode_version(h, NULL, latent, out, cap); }
+
+/* A version 2 frame: the v1 fields of h plus window, epoch and boot (v2 must not be NULL). */
+static inline int32_t crossl_frame_encode_v2(const crossl_frame_header_t *h,
+                                             const crossl_frame_v2_t *v2, const void *latent,
+                                             uint8_t *out, size_t cap)
+{
+    if (v2 == NULL) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
+    return crossl_frame_encode_version(h, v2, latent, out, cap);
+}
+
+/* Decode exactly one frame (version 1 or 2) occupying buf[0..len). Checks run in the spec's
+ * order and the first failure is returned; *out is written only on CROSSL_FRAME_OK.
+ * out->latent points into buf. */
 static inline crossl_frame_status_t crossl_frame_decode(const uint8_t *buf, size_t len,
                                                         crossl_frame_t *out)
 {
     crossl_frame_header_t h;
-    uint32_t itemsize, need;
+    crossl_frame_v2_t v2;
+    uint32_t itemsize, need, header_size = CROSSL_FRAME_HEADER_SIZE;
+    uint8_t version;
     if (buf == NULL || out == NULL) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
     if (len < CROSSL_FRAME_OVERHEAD) return CROSSL_FRAME_ERR_TRUNCATED;
     if (buf[CROSSL_FRAME_OFF_MAGIC] != CROSSL_FRAME_MAGIC0 ||
         buf[CROSSL_FRAME_OFF_MAGIC + 1u] != CROSSL_FRAME_MAGIC1) return CROSSL_FRAME_ERR_BAD_MAGIC;
-    if (buf[CROSSL_FRAME_OFF_VERSION] != CROSSL_FRAME_VERSION) {
+    version = buf[CROSSL_FRAME_OFF_VERSION];
+    if (version != CROSSL_FRAME_VERSION && version != CROSSL_FRAME_VERSION_V2) {
         return CROSSL_FRAME_ERR_UNKNOWN_VERSION;
+    }
+    memset(&v2, 0, sizeof v2);
+    if (version == CROSSL_FRAME_VERSION_V2) {
+        if (len < CROSSL_FRAME_OVERHEAD_V2) return CROSSL_FRAME_ERR_TRUNCATED;
+        header_size = CROSSL_FRAME_HEADER_SIZE_V2;
+@DECODE_FIELDS2@
     }
 @DECODE_FIELDS@
     itemsize = crossl_frame_dtype_size(h.dtype);
     if (itemsize == 0u) return CROSSL_FRAME_ERR_BAD_DTYPE;
     if (h.length == 0u) return CROSSL_FRAME_ERR_LENGTH_MISMATCH;
-    need = CROSSL_FRAME_SIZE(h.length, itemsize);
+    need = header_size + CROSSL_FRAME_TRAILER_SIZE + h.length * itemsize;
     if (len < need) return CROSSL_FRAME_ERR_TRUNCATED;
     if (len > need) return CROSSL_FRAME_ERR_LENGTH_MISMATCH;
     if (crossl_frame_crc32_update(0u, buf, len - CROSSL_FRAME_TRAILER_SIZE) !=
@@ -188,8 +233,10 @@ static inline crossl_frame_status_t crossl_frame_decode(const uint8_t *buf, size
     }
     if ((h.flags & CROSSL_FRAME_FLAGS_CRITICAL_MASK) != 0u) return CROSSL_FRAME_ERR_BAD_FLAGS;
     out->header = h;
-    out->latent = buf + CROSSL_FRAME_HEADER_SIZE;
+    out->latent = buf + header_size;
     out->latent_size = h.length * itemsize;
+    out->version = version;
+    out->v2 = v2;
     return CROSSL_FRAME_OK;
 }
 
@@ -292,6 +339,7 @@ static inline int32_t crossl_frame_cobs_decode(const uint8_t *in, size_t n, uint
     return (int32_t)o;
 }
 
+@SYNC@
 #ifdef __cplusplus
 }
 #endif
@@ -314,9 +362,11 @@ def _enum_lines(items: list[tuple[str, str]]) -> str:
     return ",\n".join(f"    /* {doc} */\n    {decl}" for decl, doc in items)
 
 
-def _field_code(*, encode: bool) -> str:
+def _field_code(*, encode: bool, extra: bool = False) -> str:
     lines = []
-    for f in F.FIELDS:
+    fields = F.FIELDS_V2[len(F.FIELDS):] if extra else F.FIELDS
+    ind, hv, hs = ("    ", "v2->", "v2.") if extra else ("", "h->", "h.")
+    for f in fields:
         off = f"CROSSL_FRAME_OFF_{f.name.upper()}"
         if f.const is not None:
             if encode:
@@ -328,13 +378,13 @@ def _field_code(*, encode: bool) -> str:
         ctype, bits = _CTYPE[f.fmt]
         if encode:
             if bits == 8:
-                lines.append(f"    out[{off}] = h->{f.name};")
+                lines.append(f"{ind}    out[{off}] = {hv}{f.name};")
             else:
-                lines.append(f"    crossl_frame_put_u{bits}(out + {off}, h->{f.name});")
+                lines.append(f"{ind}    crossl_frame_put_u{bits}(out + {off}, {hv}{f.name});")
         elif bits == 8:
-            lines.append(f"    h.{f.name} = buf[{off}];")
+            lines.append(f"{ind}    {hs}{f.name} = buf[{off}];")
         else:
-            lines.append(f"    h.{f.name} = crossl_frame_get_u{bits}(buf + {off});")
+            lines.append(f"{ind}    {hs}{f.name} = crossl_frame_get_u{bits}(buf + {off});")
     return "\n".join(lines)
 
 
@@ -351,8 +401,16 @@ def render_header() -> str:
         "OVERHEAD": str(F.OVERHEAD), "MAXLEN": str(F.MAX_LATENT_LENGTH),
         "CRIT": f"0x{F.FLAGS_CRITICAL_MASK:02X}", "ANC": f"0x{F.FLAGS_ANCILLARY_MASK:02X}",
         "POLY": f"{F.CRC32_POLY_REFLECTED:08X}",
-        "OFFSETS": "\n".join(f"#define CROSSL_FRAME_OFF_{f.name.upper()} {F.OFFSETS[f.name]}u"
-                             f" /* {f.size} B */" for f in F.FIELDS),
+        "VERSION2": str(F.FORMAT_VERSION_V2),
+        "HEADER2": str(F.HEADER_SIZE_BY_VERSION[2]), "OVERHEAD2": str(F.OVERHEAD_BY_VERSION[2]),
+        "OFFSETS": "\n".join(f"#define CROSSL_FRAME_OFF_{f.name.upper()} "
+                             f"{F.OFFSETS_BY_VERSION[2][f.name]}u /* {f.size} B */"
+                             for f in F.FIELDS_V2),
+        "MEMBERS2": "\n".join(f"    {_CTYPE[f.fmt][0]} {f.name}; /* {f.doc} */"
+                              for f in F.FIELDS_V2[len(F.FIELDS):]),
+        "ENCODE_FIELDS2": _field_code(encode=True, extra=True),
+        "DECODE_FIELDS2": _field_code(encode=False, extra=True),
+        "SYNC": render_sync(),
         "DTYPES": _enum_lines([(f"CROSSL_FRAME_DTYPE_{d.name} = {d.value}", F.DTYPE_DOCS[d])
                                for d in F.LatentDType]),
         "DTYPE_CASES": "\n".join(f"    case CROSSL_FRAME_DTYPE_{d.name}: return {d.itemsize}u;"

@@ -136,14 +136,21 @@ static void decode_one(const uint8_t *rec, size_t n)
     native = (uint8_t *)xmalloc(fr.latent_size);
     again = (uint8_t *)xmalloc(n);
     copied = crossl_frame_copy_latent(&fr, native, fr.latent_size);
-    size = crossl_frame_encode(&fr.header, native, again, n);
+    size = fr.version == CROSSL_FRAME_VERSION_V2
+               ? crossl_frame_encode_v2(&fr.header, &fr.v2, native, again, n)
+               : crossl_frame_encode(&fr.header, native, again, n);
     if (copied != (int32_t)fr.latent_size || size != (int32_t)n || memcmp(again, rec, n) != 0 ||
-        fr.latent != rec + CROSSL_FRAME_HEADER_SIZE) {
+        fr.latent != rec + (fr.version == CROSSL_FRAME_VERSION_V2 ? CROSSL_FRAME_HEADER_SIZE_V2
+                                                                  : CROSSL_FRAME_HEADER_SIZE)) {
         printf("C_ROUNDTRIP_MISMATCH\n");
     } else {
         printf("OK %u %u %u %u %" PRIu32 " %" PRIu64 " %" PRIu32, (unsigned)fr.header.modality_id,
                (unsigned)fr.header.dtype, (unsigned)fr.header.flags, (unsigned)fr.header.length,
                fr.header.seq, fr.header.timestamp_us, fr.header.fingerprint);
+        if (fr.version == CROSSL_FRAME_VERSION_V2) {
+            printf(" v2 %" PRIu32 " %u %u", fr.v2.window, (unsigned)fr.v2.epoch,
+                   (unsigned)fr.v2.boot);
+        }
         for (i = 0; i < fr.header.length; i++) {
             if (fr.header.dtype == CROSSL_FRAME_DTYPE_INT8) {
                 printf(" %d", (int)crossl_frame_latent_i8(&fr, i));

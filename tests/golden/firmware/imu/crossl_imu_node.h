@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/crossl_frame.h" /* the firmware folder's layout: <m>/ beside common/ */
 #include "crossl_imu_contract.h"
 
 /* Samples between two windows (a window every HOP samples once the first one is full);
@@ -26,8 +27,16 @@
  * negative crossl_frame_status_t values of crossl_frame_encode (-1..-10). */
 #define CROSSL_IMU_ERR_INVOKE (-20)
 #define CROSSL_IMU_ERR_SEND (-21)
+/* crossl_imu_node_on_beacon(): the beacon comes from a phone running another bundle. */
+#define CROSSL_IMU_ERR_BEACON (-22)
+/* The sample rate in millihertz (the grid arithmetic is integer) and a v2 frame's size. */
+#define CROSSL_IMU_SAMPLE_RATE_MHZ 50000u
+#define CROSSL_IMU_FRAME_SIZE_V2 (CROSSL_IMU_FRAME_SIZE + (CROSSL_FRAME_OVERHEAD_V2 - CROSSL_FRAME_OVERHEAD))
 
 typedef struct crossl_imu_node {
+    crossl_sync_t sync;  /* the phone clock, from beacons (crossl_frame.h) */
+    crossl_grid_t grid;  /* which grid window the samples complete */
+    uint16_t boot;       /* set after init: a counter kept across reboots (v2 frames carry it) */
     float ring[CROSSL_IMU_WINDOW * CROSSL_IMU_CHANNELS]; /* raw samples, slot-major */
     uint32_t head;   /* next slot to write; the oldest sample once the ring is full */
     uint32_t filled; /* samples held, up to WINDOW */
@@ -35,7 +44,7 @@ typedef struct crossl_imu_node {
     uint32_t seq;    /* windows so far: the next frame's seq */
     int8_t input[CROSSL_IMU_INPUT_SIZE];
     int8_t latent[CROSSL_IMU_LATENT_DIM];
-    uint8_t frame[CROSSL_IMU_FRAME_SIZE];
+    uint8_t frame[CROSSL_IMU_FRAME_SIZE_V2];
 } crossl_imu_node_t;
 
 #ifdef __cplusplus
@@ -53,9 +62,19 @@ void crossl_imu_node_init(crossl_imu_node_t *node);
 /* Normalize and quantize the ring's window (oldest sample first) into input[INPUT_SIZE]. */
 void crossl_imu_quantize_window(const crossl_imu_node_t *node, int8_t *input);
 /* Push one sample (CHANNELS raw values) taken at t_us on the node's monotonic clock. When a
- * window completes: quantize, invoke, encode a frame (timestamp t_us) and send it. Returns the
- * frame size sent, 0 when no window completed, or a negative error. */
+ * window completes: quantize, invoke, encode a frame (timestamp t_us) and send it. Before the
+ * first beacon: every HOP samples, a v1 frame (seq = windows since boot). After it: the sample
+ * goes to its slot on the phone's grid and a window goes out, as a v2 frame, only when all its
+ * samples arrived (window = grid index). Returns the frame size sent, 0 when no window
+ * completed, or a negative error. */
 int32_t crossl_imu_node_push(crossl_imu_node_t *node, const float *sample, uint64_t t_us);
+/* Take a message from the phone received at t_us: a sync beacon re-estimates the phone clock.
+ * Returns CROSSL_SYNC_ADJUSTED (0), CROSSL_SYNC_RESYNC (1: a new grid, the window in progress
+ * is dropped), CROSSL_IMU_ERR_BEACON or a negative crossl_frame_status_t (not a valid beacon). */
+int crossl_imu_node_on_beacon(crossl_imu_node_t *node, const uint8_t *msg, size_t len, uint64_t t_us);
+/* Local time at which to take the next grid sample (program the sampling timer with it so
+ * that samples land on the grid; 0 before the first beacon). */
+uint64_t crossl_imu_node_next_sample_us(const crossl_imu_node_t *node, uint64_t now_us);
 
 #ifdef __cplusplus
 }

@@ -78,9 +78,10 @@ void crossl_imu_quantize_window(const crossl_imu_node_t *node, int8_t *input)
     }
 }
 
-static int32_t crossl_imu_node_window(crossl_imu_node_t *node, uint64_t t_us)
+static int32_t crossl_imu_node_window(crossl_imu_node_t *node, uint64_t t_us, int64_t window)
 {
     crossl_frame_header_t h;
+    crossl_frame_v2_t v2;
     crossl_imu_quantize_window(node, node->input);
     h.seq = node->seq++; /* counts windows, so a failed one leaves a gap the phone sees */
     if (crossl_imu_invoke(node->input, node->latent) != 0) return CROSSL_IMU_ERR_INVOKE;
@@ -91,22 +92,68 @@ static int32_t crossl_imu_node_window(crossl_imu_node_t *node, uint64_t t_us)
     h.timestamp_us = t_us;
     h.fingerprint = CROSSL_IMU_BUNDLE_FINGERPRINT;
     {
-        int32_t n = crossl_frame_encode(&h, node->latent, node->frame, sizeof node->frame);
+        int32_t n;
+        v2.window = (uint32_t)window;
+        v2.epoch = node->sync.epoch;
+        v2.boot = node->boot;
+        /* not synced (window < 0): a v1 frame, as before the time base */
+        n = crossl_frame_encode_version(&h, window < 0 ? NULL : &v2, node->latent, node->frame,
+                                        sizeof node->frame);
         if (n < 0) return n;
         if (crossl_imu_send(node->frame, (size_t)n) != 0) return CROSSL_IMU_ERR_SEND;
         return n;
     }
 }
 
+int crossl_imu_node_on_beacon(crossl_imu_node_t *node, const uint8_t *msg, size_t len, uint64_t t_us)
+{
+    crossl_beacon_t b;
+    int r;
+    crossl_frame_status_t st = crossl_beacon_decode(msg, len, &b);
+    if (st != CROSSL_FRAME_OK) return (int)st;
+    if (b.fingerprint != CROSSL_IMU_BUNDLE_FINGERPRINT) return CROSSL_IMU_ERR_BEACON;
+    r = crossl_sync_on_beacon(&node->sync, &b, t_us);
+    if (r == CROSSL_SYNC_RESYNC) memset(&node->grid, 0, sizeof node->grid);
+    return r;
+}
+
+uint64_t crossl_imu_node_next_sample_us(const crossl_imu_node_t *node, uint64_t now_us)
+{
+    int64_t n;
+    uint64_t due;
+    if (!node->sync.synced) return 0u;
+    n = crossl_sync_sample_index(&node->sync, now_us, CROSSL_IMU_SAMPLE_RATE_MHZ);
+    if (n < 0) n = 0;
+    for (;; n++) { /* the nearest grid sample, or the one after it when that one is past */
+        due = crossl_sync_sample_due(&node->sync, n, CROSSL_IMU_SAMPLE_RATE_MHZ);
+        if ((int64_t)(due - now_us) >= 0) return due;
+    }
+}
+
+static int32_t crossl_imu_node_push_synced(crossl_imu_node_t *node, const float *sample, uint64_t t_us)
+{
+    uint32_t c, slot;
+    int64_t k, n = crossl_sync_sample_index(&node->sync, t_us, CROSSL_IMU_SAMPLE_RATE_MHZ);
+    if (n < 0) return 0; /* before the grid's origin */
+    slot = (uint32_t)(n % (int64_t)CROSSL_IMU_WINDOW);
+    for (c = 0u; c < CROSSL_IMU_CHANNELS; c++) node->ring[slot * CROSSL_IMU_CHANNELS + c] = sample[c];
+    k = crossl_grid_push(&node->grid, n, CROSSL_IMU_WINDOW, CROSSL_IMU_HOP);
+    if (k < 0) return 0;
+    node->head = slot + 1u == CROSSL_IMU_WINDOW ? 0u : slot + 1u; /* the window's oldest sample */
+    node->filled = CROSSL_IMU_WINDOW;
+    return crossl_imu_node_window(node, t_us, k);
+}
+
 int32_t crossl_imu_node_push(crossl_imu_node_t *node, const float *sample, uint64_t t_us)
 {
     uint32_t c;
     float *slot = &node->ring[node->head * CROSSL_IMU_CHANNELS];
+    if (node->sync.synced) return crossl_imu_node_push_synced(node, sample, t_us);
     for (c = 0u; c < CROSSL_IMU_CHANNELS; c++) slot[c] = sample[c];
     node->head = node->head + 1u == CROSSL_IMU_WINDOW ? 0u : node->head + 1u;
     if (node->filled < CROSSL_IMU_WINDOW) node->filled++;
     node->since++;
     if (node->filled < CROSSL_IMU_WINDOW || node->since < CROSSL_IMU_HOP) return 0;
     node->since = 0u;
-    return crossl_imu_node_window(node, t_us);
+    return crossl_imu_node_window(node, t_us, -1);
 }

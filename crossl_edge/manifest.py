@@ -399,7 +399,7 @@ def _io_shapes(kind: str, path: Path) -> tuple[list[tuple[int, ...]], tuple[int,
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
     if kind.startswith("tflite"):
-        t = TFLiteRunner(path)
+        t = TFLiteRunner(path, xnnpack=False)  # no delegate: quiet and quick to open
         return sorted(i.shape for i in t.inputs), t.outputs[0].shape
     o = OnnxRunner(path)
     dims = tuple(d if isinstance(d, int) else -1 for d in o.session.get_outputs()[0].shape)

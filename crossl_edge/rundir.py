@@ -178,7 +178,8 @@ def load_run_dataset(info: RunInfo, *, data: str | None = None) -> Dataset:
         if got != want:
             raise UsageError(f"{where}: modality {m.name!r} has windows of (channels, samples) "
                              f"{got}, the run was trained on {want}; pass data cut the same way.")
-    if len(out.train.classes) > len(info.classes):
+    n_classes = len(info.meta.get("classes") or out.train.classes)
+    if len(out.train.classes) > n_classes:
         raise UsageError(f"{where} has {len(out.train.classes)} classes, the run was trained on "
-                         f"{len(info.classes)}; pass data with the run's classes.")
+                         f"{n_classes}; pass data with the run's classes.")
     return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from crossl_edge import __version__
 from crossl_edge.atomic import write_bytes, write_json
-from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.errors import CheckFailed, DataError, UsageError
 from crossl_edge.manifest import (
     BUNDLE_FORMAT_VERSION,
     MANIFEST,
@@ -60,7 +60,7 @@ def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
     from crossl_edge.export.tflite_export import MIN_CALIBRATION
 
     if requested < MIN_CALIBRATION or requested > n_train:
-        raise UsageError(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}.."
+        raise (DataError if requested < MIN_CALIBRATION else UsageError)(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}.."
                          f"{n_train} (at least {MIN_CALIBRATION}, at most the training split); "
                          "pick a value in that range.")
     return np.unique(np.linspace(0, n_train - 1, requested).round().astype(int))

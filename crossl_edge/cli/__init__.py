@@ -57,7 +57,11 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwinds like Ctrl-C so temp outputs are removed on the way out."""
 
 
+_TERMINATED: list[int] = []  # set by the handler: a library may turn Terminated into its own error
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
     raise Terminated()
 
 
@@ -81,7 +85,12 @@ def _run(argv: list[str] | None) -> None:
     from crossl_edge.outputs import DISK_ERRNOS, disk_error
 
     try:
-        cli.main(args=argv, prog_name="crossl-edge", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="crossl-edge", standalone_mode=False)
+        except Exception as e:
+            if _TERMINATED:  # the interrupted code may have turned Terminated into its own error
+                raise Terminated() from e
+            raise
     except CrosslError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)

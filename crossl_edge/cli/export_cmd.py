@@ -29,6 +29,9 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
     from crossl_edge.manifest import to_json
     from crossl_edge.export.bundle import export_bundle
 
+    from crossl_edge.outputs import prepare_output
+
+    prepare_output(out, kind="bundle", inputs=(run, data))  # before loading anything
     t0 = time.perf_counter()
     with progress("export", None, enabled=not as_json) as advance:
         m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,

@@ -294,8 +294,8 @@ def read_npz(file: str | Path, *, labels: str = "y") -> dict[str, np.ndarray]:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise DataError(f"{file} holds object arrays (pickled Python objects), which are "
-                            "never loaded; save strings as fixed-width str arrays "
+            raise DataError(f"{file} holds object arrays, which cannot be read without pickle "
+                            "(never allowed); save strings as fixed-width str arrays "
                             "(np.asarray(values, dtype=str)) and numbers as numeric arrays.") from e
         raise DataError(f"{file} has an unreadable array ({e}); write it again.") from e
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:

@@ -1,4 +1,4 @@
-"""Source-checkout imports of `crossl_edge.export` / `crossl_edge.firmware_bridge` from the top-level folders.
+"""Checkout imports of `crossl_edge.export` / `crossl_edge.firmware_bridge` from top-level folders.
 
 A wheel places those folders inside `crossl_edge/`; a checkout (or an editable install) keeps
 them at the repository root, so this finder maps exactly those two names there, and nothing else.
@@ -16,7 +16,7 @@ SUBPACKAGES = ("export", "firmware_bridge")
 
 
 class _TopLevelFolderFinder(importlib.abc.MetaPathFinder):
-    """Finds `crossl_edge.<sub>` in `<root>/<sub>/` for the few sub-packages kept at the top level."""
+    """Finds `crossl_edge.<sub>` in `<root>/<sub>/` for the sub-packages kept at the top level."""
 
     def __init__(self, root: Path) -> None:
         self.folders = {f"crossl_edge.{sub}": root / sub for sub in SUBPACKAGES}

@@ -137,8 +137,7 @@ def manifest_fingerprint(obj: dict[str, Any]) -> int:
     canonical manifest JSON without its fingerprint fields. The manifest holds every artifact's
     and the samples' sha256, so the fingerprint covers the whole bundle, manifest included."""
     body = {k: v for k, v in obj.items() if k not in FINGERPRINT_KEYS}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 

@@ -74,6 +74,16 @@ def test_checked_reader_names_the_file_in_one_sentence(tmp_path: Path) -> None:
     assert set(read_npz(tmp_path / "good.npz")) == {"x_acc", "y"}
 
 
+def test_label_out_of_range_names_the_file(tmp_path: Path) -> None:
+    from crossl_edge.data.registry import load_dataset
+
+    x = np.zeros((4, 3, 8), np.float32)
+    np.savez(tmp_path / "d.npz", x_acc=x, y=[0, 1, 5, 1], classes=np.asarray(["a", "b"]),
+             split=np.asarray(["train", "train", "test", "test"]))
+    with pytest.raises(DataError, match=r"d\.npz: 'y' holds class index 5 but there are 2"):
+        load_dataset("npz", path=str(tmp_path / "d.npz"))
+
+
 @pytest.mark.parametrize("name", ["truncated", "random bytes", "empty", "object array", "nan",
                                   "complex", "float labels", "slash in a name"])
 def test_bad_npz_is_one_line_in_train_and_simulate(name: str, tmp_path: Path,

@@ -334,10 +334,11 @@ def test_cli_trains_end_to_end_on_a_uci_har_fixture(tmp_path: Path,
 
     from crossl_edge.cli import main
 
-    write_uci_har(tmp_path, {"train": {1: [(1, 4), (4, 4)], 3: [(2, 4), (6, 4)]},
-                             "test": {2: [(1, 2), (2, 2), (4, 2), (6, 2)]}})
+    data = tmp_path / "data"  # a run may not be written inside its input folder
+    write_uci_har(data, {"train": {1: [(1, 4), (4, 4)], 3: [(2, 4), (6, 4)]},
+                         "test": {2: [(1, 2), (2, 2), (4, 2), (6, 2)]}})
     with pytest.raises(SystemExit) as e:
-        main(["train", "--dataset", "uci-har", "--data", str(tmp_path), "--out",
+        main(["train", "--dataset", "uci-har", "--data", str(data), "--out",
               str(tmp_path / "run"), "--pretrain-epochs", "1", "--epochs", "1", "--encoder",
               "edge", "--device", "cpu", "--json"])
     out = capsys.readouterr()

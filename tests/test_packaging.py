@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 HEAVY = {"torch", "tensorflow", "tensorflow-cpu", "keras", "onnx", "onnxscript", "tflite"}
-RUNTIME_EXTRAS = ("litert", "onnx-runtime", "serial", "runtime")
+RUNTIME_EXTRAS = ("litert", "onnx-runtime", "serial", "runtime", "tflite-runtime")
 # (sys_platform, platform_machine) of the machines the README names.
 PLATFORMS = (("linux", "x86_64"), ("linux", "aarch64"), ("linux", "armv7l"), ("darwin", "arm64"))
 

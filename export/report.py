@@ -213,17 +213,20 @@ def _encoders(result: ParityResult, cks: list[Check]) -> str:
         for p in PIPELINES:
             s = enc["int8"][p]
             subj = f"{name}, {PIPELINE_LABELS[p]}"
-            good = ok[("mean latent cosine", subj)] and ok[("latent SQNR", subj)]
+            cos_ok, sqnr_ok = ok[("mean latent cosine", subj)], ok[("latent SQNR", subj)]
+            good = cos_ok and sqnr_ok
             rows.append([cell(name), *scheme, cell(PIPELINE_LABELS[p]),
-                         num(s["cosine_mean"], "{:.5f}"),
-                         num(s["cosine_min"], "{:.4f}"), num(s["sqnr_db"], "{:.1f}"),
+                         num(s["cosine_mean"], "{:.5f}", bad=not cos_ok),
+                         num(s["cosine_min"], "{:.4f}"),
+                         num(s["sqnr_db"], "{:.1f}", bad=not sqnr_ok),
                          num(s["max_err_lsb"], "{:.1f}"), num(s.get("p99_err_lsb"), "{:.1f}"),
                          f"<td>{badge(good)}</td>"])
         micro = enc.get("tflm") or {}
         fe = enc.get("float_max_abs_err", {})
         float_rows.append([cell(name), num(fe.get("onnx"), "{:.2e}"),
                            num(fe.get("tflite"), "{:.2e}"),
-                           num(micro.get("max_lsb_vs_litert_builtin"), "{:d}"),
+                           num(micro.get("max_lsb_vs_litert_builtin"), "{:d}",
+                               bad=micro_ok.get(name) is False),
                            num(micro.get("arena_bytes"), "{:,}"),
                            f"<td>{badge(micro_ok.get(name))}</td>"])
     return ("<section><h2>Encoders: int8 latents vs float</h2>"

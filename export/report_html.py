@@ -62,13 +62,14 @@ def badge(ok: bool | None) -> str:
     return f"<span class='badge {'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</span>"
 
 
-def num(v: float | int | None, fmt: str = "{:.3f}") -> str:
-    """A right-aligned numeric cell (an em dash for a missing value)."""
+def num(v: float | int | None, fmt: str = "{:.3f}", *, bad: bool = False) -> str:
+    """A right-aligned numeric cell (an em dash for a missing value; red when ``bad``)."""
+    cls = "n neg" if bad else "n"
     if v is None:
-        return "<td class='n'>&mdash;</td>"
+        return f"<td class='{cls}'>&mdash;</td>"
     if isinstance(v, float) and not np.isfinite(v):
-        return f"<td class='n'>{'&infin;' if v > 0 else '-&infin;'}</td>"
-    return f"<td class='n'>{esc(fmt.format(v))}</td>"
+        return f"<td class='{cls}'>{'&infin;' if v > 0 else '-&infin;'}</td>"
+    return f"<td class='{cls}'>{esc(fmt.format(v))}</td>"
 
 
 def delta(v: float, *, bad_below: float | None = None) -> str:

@@ -11,8 +11,9 @@
 # onnxruntime wheels for armv7, so that install is tried (it must fail) and then the README's
 # 32-bit route: Debian's python3-numpy in a --system-site-packages venv and
 # `pip install '<wheel>[tflite-runtime]'`.
-# Cost measured on a 2-core x86_64 VM: ~12 minutes and ~400 MB under WORKDIR per ARCH (default
-# /tmp/crossl-pi-ARCH). Needs Debian's qemu-user-static, binfmt-support and debootstrap (installed
+# Cost for ARCH=arm64, measured on a 2-core x86_64 VM shared with other jobs: debootstrap ~12 min,
+# venv + install + probe + quick bench ~4 min, ~510 MiB under WORKDIR (default /tmp/crossl-pi-ARCH;
+# a second run reuses the root file system). Needs Debian's qemu-user-static, binfmt-support and debootstrap (installed
 # here when missing) and the package indexes (Debian's, PyPI). Exit 0: the same predictions.
 set -euo pipefail
 cd "$(dirname "$0")/.."

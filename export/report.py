@@ -145,11 +145,12 @@ def _bundle_info(bundle: str) -> dict[str, Any]:
                            f"@ {e.sample_rate_hz:g} Hz)" for e in m.modalities]}
 
 
-def _header(result: ParityResult, info: dict[str, Any], cks: list[Check]) -> str:
+def _header(result: ParityResult, info: dict[str, Any], cks: list[Check],
+            data_arg: str | None) -> str:
     src = info.get("source", {})
     data = src.get("dataset", "?")
-    if src.get("data_path"):
-        data += f" ({src['data_path']})"
+    if data_arg or src.get("data_path"):
+        data += f" ({data_arg or src['data_path']})"
     ref = ("float PyTorch model of the run" if result.reference == "pytorch"
            else "float ONNX encoders (the run's model.pt is gone or changed)")
     if src.get("model_sha256") and result.reference == "pytorch":
@@ -315,13 +316,14 @@ def _localisation(obj: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_html(result: ParityResult, obj: dict[str, Any]) -> str:
-    """The report page for ``result`` (``obj``: its JSON, with any localisation)."""
+def render_html(result: ParityResult, obj: dict[str, Any], *, data: str | None = None) -> str:
+    """The report page for ``result`` (``obj``: its JSON, with any localisation; ``data``: the
+    --data parity read in place of the run's dataset, if any)."""
     info = _bundle_info(result.bundle)
     k = len(result.subsets[0]["float"]["confusion"]) if result.subsets else 0
     classes = info.get("classes") or [f"class {i}" for i in range(k)]
     cks = checks(result)
-    body = (_header(result, info, cks) + "<main>" + _thresholds(result, cks)
+    body = (_header(result, info, cks, data) + "<main>" + _thresholds(result, cks)
             + _encoders(result, cks) + _end_to_end(result, cks) + _per_class(result, classes)
             + _localisation(obj) + _figures(result, classes)
             + f"<p class='note'>Reproduce: <code>crossl-edge parity {esc(result.bundle)} --report "
@@ -350,7 +352,7 @@ def write_report(result: ParityResult, out: str | Path, *, data: str | None = No
                 log.warning("could not localise %s: %s", name, e)
                 obj["localisation"][name] = [{"error": f"{type(e).__name__}: {e}"}]
     write_json(out / "parity.json", obj)
-    write_text(out / "report.html", render_html(result, obj))
+    write_text(out / "report.html", render_html(result, obj, data=data))
     for f in (out / "parity.json", out / "report.html"):
         f.chmod(0o644)
     return out / "report.html"

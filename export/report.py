@@ -1,15 +1,16 @@
-"""Parity report: parity.json plus one self-contained HTML page (plots as base64 PNG), and a
-layer-by-layer localisation with TensorFlow's QuantizationDebugger when a threshold is missed.
+"""Parity report: parity.json plus one self-contained sign-off page (verdict, what was compared
+with what, per-threshold pass/fail, per-subset float vs int8), and a layer-by-layer localisation
+with TensorFlow's QuantizationDebugger when a threshold is missed.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
+import datetime as dt
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,19 @@ import numpy as np
 
 from crossl_edge.atomic import write_json, write_text
 from crossl_edge.export.parity import PIPELINES, ParityResult
+from crossl_edge.export.report_html import (
+    PIPELINE_LABELS,
+    STYLE,
+    badge,
+    cell,
+    confusion_figure,
+    delta,
+    error_figure,
+    esc,
+    f1_figure,
+    num,
+    table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +45,6 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     QuantizationDebugger on the same calibration windows; the top layers are the ones to keep in
     higher precision (or to redesign, e.g. LayerNorm -> BatchNorm as in the `edge` encoder).
     """
-    from crossl_edge.manifest import load_manifest
-    from crossl_edge.rundir import load_model, load_run_dataset
     from crossl_edge.export.bundle import calibration_indices
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.export.tflite_export import (
@@ -42,6 +54,8 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
         quiet_stderr,
         representative,
     )
+    from crossl_edge.manifest import load_manifest
+    from crossl_edge.rundir import load_model, load_run_dataset
 
     m = load_manifest(bundle, verify=False)
     e = m.modality(modality)
@@ -73,70 +87,255 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     return rows[:top]
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class Check:
+    """One measured value held against one threshold of the parity run."""
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'/>"
+    threshold: str      # what is required, e.g. "mean latent cosine >= 0.99"
+    subject: str        # where it was measured, e.g. "acc, int8 TFLite (LiteRT)"
+    measured: float
+    passed: bool
+    fmt: str = "{:.4f}"
 
 
-def _plots(result: ParityResult) -> list[tuple[str, str]]:
-    import matplotlib
+def checks(result: ParityResult) -> list[Check]:
+    """Every threshold check parity made, in the order of the thresholds."""
+    from crossl_edge.export.tflm import TFLM_MAX_LSB
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = []
-    names = ["+".join(r["present"]) for r in result.subsets]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3))
-    w = 0.27
-    for j, key in enumerate(("float", *PIPELINES)):
-        ax.bar(np.arange(len(names)) + (j - 1) * w,
-               [r[key]["macro_f1"] for r in result.subsets], w, label=key)
-    ax.set_xticks(np.arange(len(names)), names, rotation=20)
-    ax.set_ylabel("macro-F1")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
-    out.append(("Macro-F1: float vs int8, per subset of present modalities", _png(fig)))
-    mods = list(result.encoders)
-    fig, axes = plt.subplots(1, len(mods), figsize=(4 * len(mods), 3), squeeze=False)
-    for ax, name in zip(axes[0], mods, strict=True):
-        ref = result.arrays.get(f"{name}/reference")
-        scale = result.encoders[name].get("latent_scale")
+    t = result.thresholds
+    out: list[Check] = []
+    for name, enc in result.encoders.items():
         for p in PIPELINES:
-            got = result.arrays.get(f"{name}/{p}")
-            if ref is not None and got is not None:
-                err = (got - ref).ravel() / (scale or 1.0)
-                ax.hist(err, bins=60, alpha=0.6, label=p, log=True)
-        ax.set_title(f"{name}: int8 - float latent" + (" (LSB)" if scale else ""))
-        ax.legend(fontsize=7)
-    out.append(("Latent error histograms", _png(fig)))
-    k = len(result.subsets)
-    fig, axes = plt.subplots(2, k, figsize=(3 * k, 6), squeeze=False)
-    for j, r in enumerate(result.subsets):
-        for i, key in enumerate(("float", "tflite_int8")):
-            cm = np.asarray(r[key]["confusion"])
-            axes[i][j].imshow(cm, cmap="Blues")
-            for (a, b), v in np.ndenumerate(cm):
-                axes[i][j].text(b, a, str(v), ha="center", va="center", fontsize=7)
-            axes[i][j].set_title(f"{key}: {'+'.join(r['present'])}", fontsize=8)
-            axes[i][j].set_xlabel("predicted")
-            axes[i][j].set_ylabel("true")
-    out.append(("Confusion matrices (top float PyTorch, bottom int8 TFLite pipeline)", _png(fig)))
+            s = enc["int8"][p]
+            subject = f"{name}, {PIPELINE_LABELS[p]}"
+            out.append(Check(f"mean latent cosine ≥ {t.min_cosine:g}", subject,
+                             s["cosine_mean"], s["cosine_mean"] >= t.min_cosine, "{:.5f}"))
+            out.append(Check(f"latent SQNR ≥ {t.min_sqnr_db:g} dB", subject, s["sqnr_db"],
+                             s["sqnr_db"] >= t.min_sqnr_db, "{:.1f} dB"))
+    for name, enc in result.encoders.items():
+        micro = enc.get("tflm")
+        if micro:
+            v = micro["max_lsb_vs_litert_builtin"]
+            out.append(Check(f"TFLite Micro vs LiteRT ≤ {TFLM_MAX_LSB} LSB", name, v,
+                             v <= TFLM_MAX_LSB, "{:.0f} LSB"))
+    for row in result.subsets:
+        for p in PIPELINES:
+            v = row[p]["f1_drop"]
+            out.append(Check(f"macro-F1 drop ≤ {t.max_f1_drop:g}",
+                             f"{' + '.join(row['present'])}, {PIPELINE_LABELS[p]}", v,
+                             v <= t.max_f1_drop + 1e-9, "{:+.3f}"))
     return out
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    cols = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(
-        f"<td>{v:.5g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
-        for v in (r[c] for c in cols)) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _bundle_info(bundle: str) -> dict[str, Any]:
+    """Class names, fingerprint, data and versions recorded in the bundle's manifest."""
+    from crossl_edge.errors import CrosslError
+    from crossl_edge.manifest import load_manifest
+
+    try:
+        m = load_manifest(bundle, verify=False)
+    except (CrosslError, OSError, ValueError, KeyError) as e:
+        log.warning("the report cannot read %s's manifest (%s): no class names", bundle, e)
+        return {}
+    return {"classes": list(m.classes), "fingerprint": f"{m.fingerprint:08x}",
+            "toolkit": m.toolkit_version, "format": m.format_version,
+            "source": m.extra.get("source") or {}, "versions": m.extra.get("versions") or {},
+            "calibration": m.extra.get("calibration") or {},
+            "modalities": [f"{e.name} ({len(e.channels)} ch x {e.window} samples "
+                           f"@ {e.sample_rate_hz:g} Hz)" for e in m.modalities]}
+
+
+def _header(result: ParityResult, info: dict[str, Any], cks: list[Check],
+            data_arg: str | None) -> str:
+    src = info.get("source", {})
+    data = src.get("dataset", "?")
+    if data_arg or src.get("data_path"):
+        data += f" ({data_arg or src['data_path']})"
+    ref = ("float PyTorch model of the run" if result.reference == "pytorch"
+           else "float ONNX encoders (the run's model.pt is gone or changed)")
+    if src.get("model_sha256") and result.reference == "pytorch":
+        ref += f" (model.pt sha256 {src['model_sha256'][:12]})"
+    rt = result.runtimes
+    compared = (f"int8 TFLite on LiteRT {rt.get('ai-edge-litert', '?')}; int8 ONNX on ONNX "
+                f"Runtime {rt.get('onnxruntime', '?')}; TFLite Micro "
+                f"{rt.get('tflite-micro', 'absent')}")
+    vers = ", ".join(f"{k} {v}" for k, v in sorted(info.get("versions", {}).items())
+                     if k != "crossl-edge")
+    rows = [("Bundle", result.bundle), ("Fingerprint", info.get("fingerprint", "?")),
+            ("Classes", ", ".join(info.get("classes", [])) or "?"),
+            ("Data", f"{data}: test split, {result.n_windows} windows"),
+            ("Encoders", f"{src.get('encoder', '?')} encoder; "
+                         + "; ".join(info.get("modalities", []))),
+            ("Reference", ref), ("Compared", compared),
+            ("Built with", f"crossl-edge {info.get('toolkit', '?')} (bundle format "
+                           f"{info.get('format', '?')}); {vers or 'versions not recorded'}"),
+            ("Generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+    ok = sum(c.passed for c in cks)
+    verdict = "PASSED" if result.passed else "FAILED"
+    kv = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    return (f"<header><div class='inner'><div style='flex:1'><h1>Parity report: int8 deployment "
+            f"vs float</h1><p class='sub'>{ok} of {len(cks)} checks pass</p>"
+            f"<dl class='kv'>{kv}</dl></div><div class='verdict "
+            f"{'pass' if result.passed else 'fail'}'>{verdict}</div></div></header>")
+
+
+def _thresholds(result: ParityResult, cks: list[Check]) -> str:
+    groups: dict[str, list[Check]] = {}
+    for c in cks:
+        groups.setdefault(c.threshold, []).append(c)
+    rows = []
+    for name, cs in groups.items():
+        worst = min(cs, key=lambda c: (c.passed, -c.measured if "drop" in name or "LSB" in name
+                                       else c.measured))
+        rows.append([cell(name), num(sum(c.passed for c in cs), "{:d}"), num(len(cs), "{:d}"),
+                     f"<td class='n'>{esc(worst.fmt.format(worst.measured + 0.0))}</td>",
+                     cell(worst.subject), f"<td>{badge(all(c.passed for c in cs))}</td>"])
+    fails = "".join(f"<li>{esc(f)}</li>" for f in result.failures)
+    return ("<section><h2>Thresholds</h2>"
+            + table(["threshold", "pass", "checks", "worst measured", "where", "result"], rows)
+            + (f"<ul class='fail'>{fails}</ul>" if fails else "") + "</section>")
+
+
+def _scheme(enc: dict[str, Any]) -> str | None:
+    """The quantization scheme export chose for this encoder, when parity.json records one."""
+    v = enc.get("scheme") or (enc.get("stats") or {}).get("scheme")
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {x}" for k, x in v.items())
+    return None if v is None else str(v)
+
+
+def _encoders(result: ParityResult, cks: list[Check]) -> str:
+    show_scheme = any(_scheme(e) for e in result.encoders.values())
+    ok = {(c.threshold.split(" ≥")[0], c.subject): c.passed for c in cks}
+    micro_ok = {c.subject: c.passed for c in cks if c.threshold.startswith("TFLite Micro")}
+    rows, float_rows = [], []
+    for name, enc in result.encoders.items():
+        scheme = [cell(_scheme(enc) or "—")] if show_scheme else []
+        for p in PIPELINES:
+            s = enc["int8"][p]
+            subj = f"{name}, {PIPELINE_LABELS[p]}"
+            cos_ok, sqnr_ok = ok[("mean latent cosine", subj)], ok[("latent SQNR", subj)]
+            good = cos_ok and sqnr_ok
+            rows.append([cell(name), *scheme, cell(PIPELINE_LABELS[p]),
+                         num(s["cosine_mean"], "{:.5f}", bad=not cos_ok),
+                         num(s["cosine_min"], "{:.4f}"),
+                         num(s["sqnr_db"], "{:.1f}", bad=not sqnr_ok),
+                         num(s["max_err_lsb"], "{:.1f}"), num(s.get("p99_err_lsb"), "{:.1f}"),
+                         f"<td>{badge(good)}</td>"])
+        micro = enc.get("tflm") or {}
+        fe = enc.get("float_max_abs_err", {})
+        float_rows.append([cell(name), num(fe.get("onnx"), "{:.2e}"),
+                           num(fe.get("tflite"), "{:.2e}"),
+                           num(micro.get("max_lsb_vs_litert_builtin"), "{:d}",
+                               bad=micro_ok.get(name) is False),
+                           num(micro.get("arena_bytes"), "{:,}"),
+                           f"<td>{badge(micro_ok.get(name))}</td>"])
+    return ("<section><h2>Encoders: int8 latents vs float</h2>"
+            + table(["modality", *(["quantization scheme"] if show_scheme else []),
+                     "int8 pipeline", "cosine mean", "cosine min", "SQNR dB", "max err LSB",
+                     "p99 err LSB", "result"], rows)
+            + "<h3>Float artifacts and TFLite Micro</h3>"
+            + table(["modality", "float ONNX max |err|", "float TFLite max |err|",
+                     "TFLM vs LiteRT (LSB)", "TFLM arena B", "TFLM result"], float_rows)
+            + "<p class='note'>LSB: one step of the int8 latent (its quantization scale). "
+              "TFLite Micro runs the same int8 model as LiteRT's builtin kernels; n/a: "
+              "tflite-micro is not installed here.</p></section>")
+
+
+def _end_to_end(result: ParityResult, cks: list[Check]) -> str:
+    drop_ok = {c.subject: c.passed for c in cks if "drop" in c.threshold}
+    bar = -result.thresholds.max_f1_drop
+    rows = []
+    for r in result.subsets:
+        name = " + ".join(r["present"])
+        cells = [cell(name), num(r["float"]["accuracy"]), num(r["float"]["macro_f1"])]
+        good = True
+        for p in PIPELINES:
+            q = r[p]
+            cells += [num(q["macro_f1"]), delta(-q["f1_drop"], bad_below=bar - 1e-9),
+                      num(q["accuracy"]), num(q.get("agreement"))]
+            good = good and drop_ok.get(f"{name}, {PIPELINE_LABELS[p]}", True)
+        rows.append([*cells, f"<td>{badge(good)}</td>"])
+    head = ["present modalities", "float acc", "float F1"]
+    for p in PIPELINES:
+        short = p.split("_")[0]
+        head += [f"{short} int8 F1", "Δ F1", f"{short} int8 acc", "agrees w/ float"]
+    return ("<section><h2>End to end: float vs int8 per subset of present modalities</h2>"
+            + table([*head, "result"], rows)
+            + "<p class='note'>Δ F1 = int8 minus float macro-F1 on the same windows; absent "
+              "modalities are masked exactly as the phone does. Agreement: share of windows "
+              "where int8 and float predict the same class.</p>"
+            + f1_figure(result.subsets, PIPELINES) + "</section>")
+
+
+def _per_class(result: ParityResult, classes: list[str]) -> str:
+    parts = []
+    for i, r in enumerate(result.subsets):
+        rows = []
+        for c, name in enumerate(classes):
+            f = r["float"]["per_class"]
+            cells = [cell(name), num(f["support"][c], "{:d}"), num(f["f1"][c])]
+            for p in PIPELINES:
+                v = r[p]["per_class"]["f1"][c]
+                cells += [num(v), delta(v - f["f1"][c], bad_below=-1e-9)]
+            rows.append(cells)
+        head = ["class", "support", "float F1"]
+        for p in PIPELINES:
+            head += [f"{p.split('_')[0]} int8 F1", "Δ"]
+        parts.append(f"<details{' open' if i == 0 else ''}><summary>present: "
+                     f"{esc(' + '.join(r['present']))}</summary>{table(head, rows)}</details>")
+    return "<section><h2>Per class</h2>" + "".join(parts) + "</section>"
+
+
+def _figures(result: ParityResult, classes: list[str]) -> str:
+    errors: dict[str, dict[str, np.ndarray]] = {}
+    for name, enc in result.encoders.items():
+        ref = result.arrays.get(f"{name}/reference")
+        scale = enc.get("latent_scale") or 1.0
+        got = {p: (result.arrays[f"{name}/{p}"] - ref) / scale for p in PIPELINES
+               if ref is not None and f"{name}/{p}" in result.arrays}
+        if got:
+            errors[name] = got
+    out = ("<section><h2>Confusion matrices</h2>"
+           + confusion_figure(result.subsets, classes, ("float", *PIPELINES)) + "</section>")
+    if errors:
+        out += ("<section><h2>Latent error: int8 minus float, per encoder</h2>"
+                + error_figure(errors, "LSB") + "</section>")
+    return out
+
+
+def _localisation(obj: dict[str, Any]) -> str:
+    parts = []
+    for name, rows in obj.get("localisation", {}).items():
+        head = list(rows[0]) if rows else ["(none)"]
+        body = [[num(v, "{:.4g}") if isinstance(v, float) else cell(v) for v in r.values()]
+                for r in rows]
+        parts.append(f"<section><h2>Layer localisation: {esc(name)}</h2><p class='note'>Worst "
+                     "first (RMSE in units of the layer's quantization scale): keep these in "
+                     "higher precision or redesign them.</p>" + table(head, body) + "</section>")
+    return "".join(parts)
+
+
+def render_html(result: ParityResult, obj: dict[str, Any], *, data: str | None = None) -> str:
+    """The report page for ``result`` (``obj``: its JSON, with any localisation; ``data``: the
+    --data parity read in place of the run's dataset, if any)."""
+    info = _bundle_info(result.bundle)
+    k = len(result.subsets[0]["float"]["confusion"]) if result.subsets else 0
+    classes = info.get("classes") or [f"class {i}" for i in range(k)]
+    cks = checks(result)
+    body = (_header(result, info, cks, data) + "<main>" + _thresholds(result, cks)
+            + _encoders(result, cks) + _end_to_end(result, cks) + _per_class(result, classes)
+            + _localisation(obj) + _figures(result, classes)
+            + f"<p class='note'>Reproduce: <code>crossl-edge parity {esc(result.bundle)} --report "
+              "DIR</code>. Figures are measurements on this machine's CPU with the runtimes "
+              "named above; parity.json beside this page holds every number.</p></main>")
+    title = f"crossl-edge parity {'PASSED' if result.passed else 'FAILED'}"
+    if info.get("fingerprint"):
+        title += f" ({info['fingerprint']})"
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
+            f"<body>{body}</body></html>\n")
 
 
 def write_report(result: ParityResult, out: str | Path, *, data: str | None = None,
@@ -153,29 +352,7 @@ def write_report(result: ParityResult, out: str | Path, *, data: str | None = No
                 log.warning("could not localise %s: %s", name, e)
                 obj["localisation"][name] = [{"error": f"{type(e).__name__}: {e}"}]
     write_json(out / "parity.json", obj)
-    enc_rows = [{"encoder": n, "format": p, **{k: v for k, v in s.items()}}
-                for n, enc in result.encoders.items() for p, s in enc["int8"].items()]
-    sub_rows = [{"present": "+".join(r["present"]), "float F1": r["float"]["macro_f1"],
-                 **{f"{p} F1": r[p]["macro_f1"] for p in PIPELINES},
-                 "float acc": r["float"]["accuracy"],
-                 **{f"{p} acc": r[p]["accuracy"] for p in PIPELINES}} for r in result.subsets]
-    verdict = "PASSED" if result.passed else "FAILED"
-    parts = [f"<h1>crossl-edge parity: {verdict}</h1>",
-             f"<p>bundle {html.escape(result.bundle)}; reference {result.reference}; "
-             f"{result.n_windows} test windows; thresholds {html.escape(str(obj['thresholds']))}"
-             "</p>",
-             "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in result.failures) + "</ul>",
-             "<h2>Encoders: int8 vs float latents</h2>", _table(enc_rows),
-             "<h2>End to end</h2>", _table(sub_rows)]
-    for name, rows in obj.get("localisation", {}).items():
-        parts += [f"<h2>Layer localisation: {html.escape(name)} (worst first; keep these in "
-                  "higher precision)</h2>", _table(rows)]
-    for title, img in _plots(result):
-        parts += [f"<h2>{html.escape(title)}</h2>", img]
-    style = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style>")
-    write_text(out / "report.html", "<!doctype html><html><head><meta charset='utf-8'>"
-               f"<title>parity</title>{style}</head><body>{''.join(parts)}</body></html>\n")
+    write_text(out / "report.html", render_html(result, obj, data=data))
     for f in (out / "parity.json", out / "report.html"):
         f.chmod(0o644)
     return out / "report.html"

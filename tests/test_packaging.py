@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 HEAVY = {"torch", "tensorflow", "tensorflow-cpu", "keras", "onnx", "onnxscript", "tflite"}
-RUNTIME_EXTRAS = ("litert", "onnx-runtime", "serial", "runtime")
+RUNTIME_EXTRAS = ("litert", "onnx-runtime", "serial", "runtime", "tflite-runtime")
 # (sys_platform, platform_machine) of the machines the README names.
 PLATFORMS = (("linux", "x86_64"), ("linux", "aarch64"), ("linux", "armv7l"), ("darwin", "arm64"))
 
@@ -82,17 +82,26 @@ def test_wheel_has_one_top_level_package(wheel: Path) -> None:
     assert "crossl-edge = crossl_edge.cli:main" in entry
 
 
+def _shipped_sources() -> dict[str, Path]:
+    """Wheel path -> checkout file for every .py, .md and C header the package folders hold
+    (export/ and firmware_bridge/ land inside crossl_edge/, as the package-dir mapping says)."""
+    out = {}
+    for folder, prefix in (("crossl_edge", "crossl_edge"), ("export", "crossl_edge/export"),
+                           ("firmware_bridge", "crossl_edge/firmware_bridge")):
+        for pat in ("**/*.py", "**/*.md", "**/c/*.h"):
+            for f in (ROOT / folder).glob(pat):
+                if "__pycache__" not in f.parts:
+                    out[f"{prefix}/{f.relative_to(ROOT / folder).as_posix()}"] = f
+    return out
+
+
 def test_wheel_carries_subpackages_and_data(wheel: Path) -> None:
     names = _names(wheel)
-    want = {f"crossl_edge/export/{p.name}" for p in (ROOT / "export").glob("*.py")}
-    want |= {f"crossl_edge/firmware_bridge/{p.relative_to(ROOT / 'firmware_bridge')}"
-             for pat in ("*.py", "*.md") for p in (ROOT / "firmware_bridge").glob(pat)}
-    want |= {f"crossl_edge/{p.relative_to(ROOT / 'crossl_edge')}"
-             for pat in ("*.py", "*/*.py", "*/*.md", "*/c/*.h")
-             for p in (ROOT / "crossl_edge").glob(pat)}
-    assert "crossl_edge/wire/c/crossl_frame.h" in want
-    assert "crossl_edge/wire/FRAME_FORMAT.md" in want
-    assert want <= names, sorted(want - names)
+    want = _shipped_sources()
+    assert any(k.startswith("crossl_edge/export/") for k in want)
+    assert any(k.startswith("crossl_edge/firmware_bridge/") for k in want)
+    assert any(k.endswith(".h") for k in want) and any(k.endswith(".md") for k in want)
+    assert set(want) <= names, sorted(set(want) - names)
     # the _layout finder is for checkouts only: a wheel has the folders inside the package
     assert not any(n.startswith(("export/", "firmware_bridge/", "tests/")) for n in names)
 
@@ -131,14 +140,14 @@ def test_fresh_venv_imports_the_wheel(wheel: Path, tmp_path: Path) -> None:
     p = run([str(py), "-m", "pip", "install", "--quiet", "numpy>=1.23", "click>=8.1"],
             timeout=600, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
+    header = next(k for k in _shipped_sources() if k.endswith(".h")).removeprefix("crossl_edge/")
     probe = (
-        "import json, importlib.resources as r, crossl_edge, crossl_edge.export, "
-        "crossl_edge.firmware_bridge, crossl_edge.firmware_bridge.frame as f\n"
-        "h = r.files('crossl_edge.firmware_bridge').joinpath('c/crossl_frame.h').read_text()\n"
+        "import json, importlib.resources as r, importlib.util as u, crossl_edge, "
+        "crossl_edge.export, crossl_edge.firmware_bridge\n"
+        f"h = r.files('crossl_edge').joinpath({header!r}).read_text()\n"
         "print(json.dumps({'export': crossl_edge.export.__file__, "
-        "'fb': crossl_edge.firmware_bridge.__file__, 'frame': f.__name__, "
-        "'header': 'crossl_frame' in h.lower(), 'export_top': __import__('importlib.util')"
-        ".util.find_spec('export') is None}))"
+        "'fb': crossl_edge.firmware_bridge.__file__, 'header': '#' in h, "
+        "'export_top': u.find_spec('export') is None}))"
     )
     p = run([str(py), "-c", probe], timeout=120, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]

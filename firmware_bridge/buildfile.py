@@ -104,7 +104,7 @@ endif
 # TFLM needs C++17, and TF_LITE_STATIC_MEMORY on everything that includes its headers.
 CROSSL_DEFINES := {' '.join(common)}
 ifeq ($(CROSSL_KERNELS),cmsis_nn)
-CROSSL_DEFINES += -DCMSIS_NN
+CROSSL_DEFINES += {' '.join(ts.CMSIS_DEFINES)}
 endif
 CROSSL_CFLAGS := $(CROSSL_ARCH) $(CROSSL_OPT) $(CROSSL_DEFINES) {' '.join(ts.C_ONLY)}
 CROSSL_CXXFLAGS := $(CROSSL_ARCH) $(CROSSL_OPT) $(CROSSL_DEFINES) {' '.join(ts.CXX_ONLY)}
@@ -124,8 +124,10 @@ CROSSL_KERNEL_SRCS_cmsis_nn := \\
 {_words(cmsis)}
 CROSSL_CMSIS_NN := $(TFLM_ROOT)/{dl}/cmsis_nn
 CROSSL_CMSIS_DIRS_cmsis_nn := {' '.join(cmsis_dirs)}
-CROSSL_CMSIS_SRCS := $(foreach d,$(CROSSL_CMSIS_DIRS_$(CROSSL_KERNELS)),\\
-    $(sort $(wildcard $(CROSSL_CMSIS_NN)/Source/$(d)/*.c)))
+# (int8 only: CMSIS-NN's float16/float32 files left out, as TFLM's own Makefile does)
+CROSSL_CMSIS_SRCS := $(filter-out {' '.join(ts.CMSIS_EXCLUDE)},\\
+    $(foreach d,$(CROSSL_CMSIS_DIRS_$(CROSSL_KERNELS)),\\
+    $(sort $(wildcard $(CROSSL_CMSIS_NN)/Source/$(d)/*.c))))
 
 crossl_obj = $(foreach s,$(1),$(CROSSL_TFLM_BUILD)/obj/$(subst /,_,$(basename \\
     $(patsubst tensorflow/%,%,$(patsubst tensorflow/lite/%,%,$(s))))).o)

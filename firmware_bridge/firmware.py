@@ -192,8 +192,28 @@ def _readme(m: Manifest, names: list[str]) -> str:
                   f"`{p}_invoke()` (C++).",
                   f"- `{p}_node.h`, `node_example.c`: ring buffer -> quantize -> invoke -> "
                   f"frame -> `{p}_send()` (yours).", "",
-                  f"Build: `cc -std=c99 -I{n} -Icommon -c {n}/node_example.c {n}/{p}_model.c`; "
-                  f"compile `{n}/{p}_tflm.cc` with TFLite Micro's include paths.", ""]
+                  ""]
+    first = names[0] if names else "<modality>"
+    lines += ["## Build", "",
+              "`crossl.mk` builds TensorFlow Lite Micro with only these models' kernels, and each "
+              "modality's glue, model and node loop (C++17, `-DTF_LITE_STATIC_MEMORY`, no "
+              "exceptions, RTTI or `__dso_handle`). `crossl-edge firmware --build` runs exactly "
+              "these lines:", "",
+              "```sh",
+              "make -f crossl.mk TFLM_ROOT=/path/to/tflite-micro CROSSL_TARGET=cortex-m4 "
+              f"CROSSL_KERNELS=cmsis_nn crossl-{first}",
+              "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os "
+              "-nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections "
+              "-T your.ld startup_and_main.o "
+              f"build/cortex-m4-cmsis_nn/{first}/crossl_{first}_tflm.o "
+              f"build/cortex-m4-cmsis_nn/{first}/crossl_{first}_model.o "
+              f"build/cortex-m4-cmsis_nn/{first}/node_example.o "
+              "-Wl,--start-group build/cortex-m4-cmsis_nn/tflm/libtflm_kernels.a "
+              "build/cortex-m4-cmsis_nn/tflm/libtflm_core.a -Wl,--end-group -lm -o node.elf",
+              "```", "",
+              "`CROSSL_TARGET=host` builds for this machine; `CROSSL_KERNELS=reference` uses "
+              "TFLite Micro's reference kernels. `bash scripts/fetch-tflm.sh DIR` (crossl-edge "
+              "repository) fetches the pinned TFLite Micro source.", ""]
     return "\n".join(lines)
 
 

@@ -121,6 +121,9 @@ CXX_ONLY: Final[tuple[str, ...]] = ("-std=c++17", "-fno-rtti", "-fno-exceptions"
                                     "-Wno-unused-parameter")
 C_ONLY: Final[tuple[str, ...]] = ("-std=c99",)
 COMMON: Final[tuple[str, ...]] = ("-ffunction-sections", "-fdata-sections")
+CMSIS_DEFINES: Final[tuple[str, ...]] = ("-DCMSIS_NN", "-DARM_NN_ENABLE_F16=0",
+                                         "-DARM_NN_ENABLE_F32=0")
+CMSIS_EXCLUDE: Final[tuple[str, ...]] = ("%_f16.c", "%_f32.c", "%/arm_nntables_flt.c")
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,6 @@ def flags(target: str, kernels: str) -> dict[str, list[str]]:
     """CFLAGS / CXXFLAGS (without include paths) for ``target`` and ``kernels``."""
     check_choice(target, kernels)
     tc = TOOLCHAINS[target]
-    base = [*tc.arch, tc.opt, *COMMON, *DEFINES] + (["-DCMSIS_NN"] if kernels == "cmsis_nn"
+    base = [*tc.arch, tc.opt, *COMMON, *DEFINES] + (list(CMSIS_DEFINES) if kernels == "cmsis_nn"
                                                     else [])
     return {"c": [*base, *C_ONLY], "cxx": [*base, *CXX_ONLY]}

@@ -33,9 +33,8 @@ static void semihost(uint32_t op, const void *arg)
 static void put(const char *s) { semihost(0x04u, s); } /* SYS_WRITE0 */
 static void run_exit(int ok)
 {
-    static const uint32_t args[2] = {0x20026u, 0u}; /* ADP_Stopped_ApplicationExit */
-    static const uint32_t fail[2] = {0x20024u, 1u}; /* ADP_Stopped_RunTimeErrorUnknown */
-    semihost(0x18u, ok ? args : fail);
+    /* SYS_EXIT, AArch32: r1 is the reason itself (ApplicationExit / RunTimeErrorUnknown) */
+    semihost(0x18u, (const void *)(uintptr_t)(ok ? 0x20026u : 0x20024u));
     for (;;) {
     }
 }

@@ -167,11 +167,13 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]
         "graph_constant_elements": g.constant_elements, "macs": g.macs,
         "elementwise_elements": g.elementwise_elements,
         "arena": {**arena, "source": source},
-        "flash": {"model": len(data), "code": code, "total": len(data) + code["total"]},
+        "flash": {"model": len(data), "code": code, "total": len(data) + code["total"],
+                  "source": "estimate: model bytes exact, code estimated (no --build)"},
         "ram": {"arena": arena["size"], "node_state": state,
                 "stack_estimate": resources.STACK_ESTIMATE_BYTES,
-                "total": arena["size"] + state + resources.STACK_ESTIMATE_BYTES},
-        "latency": resources.latency(g),
+                "total": arena["size"] + state + resources.STACK_ESTIMATE_BYTES,
+                "source": "estimate: reserved arena + node state + estimated stack (no --build)"},
+        "latency_estimate": resources.latency(g),
         "window_period_ms": round(1e3 * entry.window / entry.sample_rate_hz, 3),
     }
 
@@ -235,7 +237,7 @@ def _apply_measured(report: dict[str, dict[str, Any]], measured: dict[str, Any])
         r["flash"] = {"model": r["flash"]["model"],
                       "total": max(f["flash"]["total"] for f in m4.values()), "source": src}
         r["ram"] = {"total": max(f["ram"]["total"] for f in m4.values()), "source": src}
-        r.pop("latency", None)
+        r.pop("latency_estimate", None)
 
 
 def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,

@@ -219,7 +219,8 @@ def table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
              "M4 ms", "M7 ms", "fits"]
     rows = []
     for name, r in report.items():
-        m4, m7 = r["latency"]["cortex-m4@120MHz"], r["latency"]["cortex-m7@480MHz"]
+        m4, m7 = (r["latency_estimate"][t] for t in ("cortex-m4@120MHz",
+                                                         "cortex-m7@480MHz"))
         fits = r["flash"]["total"] <= flash_budget and r["ram"]["total"] <= ram_budget
         rows.append([name, f"{r['params']:,}", f"{r['macs']:,}", f"{r['flash']['model']:,}",
                      f"{r['flash']['total']:,}", f"{r['arena']['size']:,}",

@@ -43,7 +43,7 @@ endif
 # TFLM needs C++17, and TF_LITE_STATIC_MEMORY on everything that includes its headers.
 CROSSL_DEFINES := -ffunction-sections -fdata-sections -DTF_LITE_STATIC_MEMORY -DTF_LITE_STRIP_ERROR_STRINGS -DNDEBUG
 ifeq ($(CROSSL_KERNELS),cmsis_nn)
-CROSSL_DEFINES += -DCMSIS_NN
+CROSSL_DEFINES += -DCMSIS_NN -DARM_NN_ENABLE_F16=0 -DARM_NN_ENABLE_F32=0
 endif
 CROSSL_CFLAGS := $(CROSSL_ARCH) $(CROSSL_OPT) $(CROSSL_DEFINES) -std=c99
 CROSSL_CXXFLAGS := $(CROSSL_ARCH) $(CROSSL_OPT) $(CROSSL_DEFINES) -std=c++17 -fno-rtti -fno-exceptions -fno-threadsafe-statics -fno-unwind-tables -Wno-unused-parameter
@@ -107,8 +107,10 @@ CROSSL_KERNEL_SRCS_cmsis_nn := \
     tensorflow/lite/micro/kernels/reshape_common.cc
 CROSSL_CMSIS_NN := $(TFLM_ROOT)/tensorflow/lite/micro/tools/make/downloads/cmsis_nn
 CROSSL_CMSIS_DIRS_cmsis_nn := FullyConnectedFunctions NNSupportFunctions
-CROSSL_CMSIS_SRCS := $(foreach d,$(CROSSL_CMSIS_DIRS_$(CROSSL_KERNELS)),\
-    $(sort $(wildcard $(CROSSL_CMSIS_NN)/Source/$(d)/*.c)))
+# (int8 only: CMSIS-NN's float16/float32 files left out, as TFLM's own Makefile does)
+CROSSL_CMSIS_SRCS := $(filter-out %_f16.c %_f32.c %/arm_nntables_flt.c,\
+    $(foreach d,$(CROSSL_CMSIS_DIRS_$(CROSSL_KERNELS)),\
+    $(sort $(wildcard $(CROSSL_CMSIS_NN)/Source/$(d)/*.c))))
 
 crossl_obj = $(foreach s,$(1),$(CROSSL_TFLM_BUILD)/obj/$(subst /,_,$(basename \
     $(patsubst tensorflow/%,%,$(patsubst tensorflow/lite/%,%,$(s))))).o)

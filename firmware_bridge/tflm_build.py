@@ -138,7 +138,8 @@ class TflmLibs:
     lib_dir: Path   # holds libtflm_core.a and libtflm_kernels.a
     key: str
     cached: bool
-    seconds: float
+    seconds: float        # this call: the build, or the cache lookup
+    built_seconds: float  # how long the (cold) build of these libraries took
 
 
 def _compiler_version(target: str) -> str:
@@ -185,7 +186,9 @@ def build_tflm(mk: Path, *, source: Path, target: str, kernels: str, ops: list[s
     lib_dir = cache_root() / "tflm" / f"{target}-{kernels}-{key}"
     t0 = time.perf_counter()
     if (lib_dir / "build.json").is_file():
-        return TflmLibs(target, kernels, root, lib_dir, key, True, time.perf_counter() - t0)
+        built = float(json.loads((lib_dir / "build.json").read_text()).get("seconds", 0.0))
+        return TflmLibs(target, kernels, root, lib_dir, key, True, time.perf_counter() - t0,
+                        built)
     tmp = lib_dir.with_name(f"{lib_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     run_make(mk, [*make_vars(root, target, kernels, tmp / "app", tmp), "crossl-tflm"],
@@ -201,4 +204,4 @@ def build_tflm(mk: Path, *, source: Path, target: str, kernels: str, ops: list[s
         tmp.rename(lib_dir)
     except OSError:  # built concurrently by another process: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
-    return TflmLibs(target, kernels, root, lib_dir, key, False, seconds)
+    return TflmLibs(target, kernels, root, lib_dir, key, False, seconds, seconds)

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from crossl_edge.firmware_bridge import node_run, tflm_build
 from crossl_edge.firmware_bridge.firmware import generate_firmware
-from crossl_edge.firmware_bridge.measure import BuildOptions, _compare, check_kernels
+from crossl_edge.firmware_bridge.frame import LatentDType, LatentFrame, encode_frame
+from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels, compare_frames
 
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import load_manifest
@@ -56,8 +57,10 @@ def test_frames_equal_litert_on_host_and_m4_with_measured_figures(built, tiny_bu
         r = doc["modalities"][e.name]
         assert "latency_estimate" not in r and "code" not in r["flash"]   # estimates replaced
         host, m4 = r["measured"]["host/reference"], r["measured"]["cortex-m4/cmsis_nn"]
-        assert host["windows"] == m4["windows"] == n and host["frames_equal_litert"]
-        assert m4["frames_equal_litert"]
+        assert host["windows"] == m4["windows"] == n    # edge: byte-identical, every window
+        for run in (host, m4):
+            assert run["frames_equal_litert"] and run["windows_identical"] == n
+            assert run["max_lsb_vs_litert"] == 0
         fl, ram, ins = m4["flash"], m4["ram"], m4["instructions"]
         model_len = (tiny_bundle / e.artifacts["tflite_int8"]).stat().st_size
         assert model_len <= fl["model"] < model_len + 64
@@ -123,10 +126,23 @@ def test_readme_build_lines_build_and_run_on_qemu(built, tiny_bundle, tmp_path) 
 
 
 def test_frame_mismatch_and_bad_options_are_reported(monkeypatch, tmp_path) -> None:
+    def frame(seq: int, latent: list[int]) -> bytes:
+        return encode_frame(LatentFrame(modality_id=1, seq=seq, timestamp_us=7, fingerprint=9,
+                                        dtype=LatentDType.INT8,
+                                        latent=np.array(latent, np.int8)))
+
+    want = [frame(0, [1, 2]), frame(1, [3, 4])]
+    assert compare_frames(want, want, "x") == {"windows_identical": 2, "max_lsb_vs_litert": 0}
+    assert compare_frames([want[0], frame(1, [3, 5])], want, "x") == {
+        "windows_identical": 1, "max_lsb_vs_litert": 1}   # TFLM_MAX_LSB, as export's parity
+    with pytest.raises(CheckFailed, match="window 1 differs.*up to 2 LSB"):
+        compare_frames([want[0], frame(1, [3, 6])], want, "modality 'acc' on cortex-m4")
     with pytest.raises(CheckFailed, match="window 1 differs"):
-        _compare([b"a", b"b"], [b"a", b"c"], "modality 'acc' on cortex-m4")
+        compare_frames([want[0], frame(2, [3, 4])], want, "x")   # wrong seq
+    with pytest.raises(CheckFailed, match="window 0 is corrupt"):
+        compare_frames([want[0][:-1] + b"\0", want[1]], want, "x")
     with pytest.raises(CheckFailed, match="sent 1 frames for 2"):
-        _compare([b"a"], [b"a", b"b"], "x")
+        compare_frames(want[:1], want, "x")
     assert check_kernels(["cmsis-nn", "reference", "CMSIS_NN"]) == ("cmsis_nn", "reference")
     with pytest.raises(UsageError, match="unknown kernel set"):
         check_kernels(["neon"])

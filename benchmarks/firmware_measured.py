@@ -81,7 +81,8 @@ def markdown(res: dict[str, Any]) -> str:
              "", "| encoder | modality | kernels | flash measured (model / TFLM core / kernels / "
              "glue+node+codec / libc) | flash est. | RAM measured (static + node + stack) | "
              "RAM est. | arena used / reserved B | stack B (est.) | M instr/invoke | "
-             "M cycles est. | ms@120MHz from instr. (est.) | frames = LiteRT |",
+             "M cycles est. | ms@120MHz from instr. (est.) | windows byte-identical to LiteRT "
+             "(max LSB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for enc, r in res["encoders"].items():
         for name, runs in r["measured"].items():
@@ -99,7 +100,8 @@ def markdown(res: dict[str, Any]) -> str:
                     f"({est['stack']:,}) | **{ins['per_invoke'] / 1e6:.2f}** | "
                     f"{est['cycles'][k] / 1e6:.2f} | "
                     f"{next(iter(f['ms_estimate'].values())):.1f} | "
-                    f"{f['windows']} of {f['windows']} windows |")
+                    f"{f['windows_identical']} of {f['windows']} "
+                    f"({f['max_lsb_vs_litert']}) |")
     lines += ["", "## Build time of TFLite Micro (only the kernels each encoder uses)", "",
               "Cold: the build that filled the cache (from its build.json). Warm: a later "
               "`firmware --build` finding the libraries in the cache. Whole command: generate + "

@@ -222,11 +222,13 @@ static const float {p}_norm_std[{m}_CHANNELS] = {{{stds}}};
 def tflm_source(spec: NodeSpec) -> str:
     p, m = spec.prefix, spec.macro
     return f"""{banner(spec, f"crossl_{spec.name}_invoke() on TFLite Micro (C++).")}
-/* Build with TFLite Micro (and CMSIS-NN kernels on a Cortex-M). The arena is
+/* Build with TFLite Micro (and CMSIS-NN kernels on a Cortex-M): see ../crossl.mk for the flags
+ * (C++17, -DTF_LITE_STATIC_MEMORY, no exceptions/RTTI). The arena is
  * {m}_ARENA_SIZE bytes: measured on the TFLite Micro interpreter plus a margin
  * (see {p}_contract.h); {p}_tflm_arena_used() reports what this target really used. */
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -238,24 +240,28 @@ def tflm_source(spec: NodeSpec) -> str:
 
 namespace {{
 alignas(16) uint8_t {p}_arena[{m}_ARENA_SIZE];
+/* The resolver and interpreter live in static buffers (placement new): no function-local
+ * statics, so no destructor registration and no __dso_handle (links with -nostartfiles). */
+alignas({p}_op_resolver_t) uint8_t {p}_resolver_mem[sizeof({p}_op_resolver_t)];
+alignas(tflite::MicroInterpreter) uint8_t {p}_interpreter_mem[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter *{p}_interpreter = nullptr;
 
 int {p}_setup()
 {{
-    static {p}_op_resolver_t resolver;
     const tflite::Model *model = tflite::GetModel({p}_model);
 #ifdef TFLITE_SCHEMA_VERSION
     if (model->version() != TFLITE_SCHEMA_VERSION) return -2;
 #endif
-    if ({p}_register_ops(resolver) != kTfLiteOk) return -3;
-    static tflite::MicroInterpreter interpreter(model, resolver, {p}_arena,
-                                                sizeof {p}_arena);
-    if (interpreter.AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
-    TfLiteTensor *in = interpreter.input(0);
-    TfLiteTensor *out = interpreter.output(0);
+    {p}_op_resolver_t *resolver = new ({p}_resolver_mem) {p}_op_resolver_t();
+    if ({p}_register_ops(*resolver) != kTfLiteOk) return -3;
+    tflite::MicroInterpreter *interpreter = new ({p}_interpreter_mem)
+        tflite::MicroInterpreter(model, *resolver, {p}_arena, sizeof {p}_arena);
+    if (interpreter->AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
+    TfLiteTensor *in = interpreter->input(0);
+    TfLiteTensor *out = interpreter->output(0);
     if (in->type != kTfLiteInt8 || in->bytes != {m}_INPUT_SIZE || out->type != kTfLiteInt8 ||
         out->bytes != {m}_LATENT_DIM) return -5; /* model and contract disagree */
-    {p}_interpreter = &interpreter;
+    {p}_interpreter = interpreter;
     return 0;
 }}
 }} /* namespace */

@@ -15,11 +15,12 @@ from typing import Any
 
 from crossl_edge.atomic import atomic_dir
 from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.firmware_bridge import codegen, measure, node_example, resources
+from crossl_edge.firmware_bridge.buildfile import makefile
+from crossl_edge.firmware_bridge.resolver import int8_only_ops, resolver_header
 from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
-from crossl_edge.firmware_bridge import codegen, node_example, resources
 from crossl_edge.wire.frame import fingerprint32
 from crossl_edge.wire.frame_c import HEADER_PATH
-from crossl_edge.firmware_bridge.resolver import resolver_header
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class FirmwareReport:
     flash_budget: int
     ram_budget: int
     over_budget: list[str] = field(default_factory=list)
+    builds: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -44,9 +46,12 @@ class FirmwareReport:
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "flash_budget": self.flash_budget,
                 "ram_budget": self.ram_budget, "ok": self.ok, "over_budget": self.over_budget,
-                "modalities": self.modalities}
+                "modalities": self.modalities, "builds": self.builds}
 
     def table(self) -> str:
+        if any("measured" in r for r in self.modalities.values()):
+            return resources.measured_table(self.modalities, flash_budget=self.flash_budget,
+                                            ram_budget=self.ram_budget)
         return resources.table(self.modalities, flash_budget=self.flash_budget,
                                ram_budget=self.ram_budget)
 
@@ -148,7 +153,8 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]
     _write(moddir / f"{p}_model.c", codegen.model_source(spec, data))
     _write(moddir / f"{p}_contract.h", codegen.contract_header(spec))
     _write(moddir / f"{p}_resolver.h", resolver_header(p, list(g.ops), banner=codegen.banner(
-        spec, f"TFLite Micro op resolver of modality '{entry.name}' (C++).")))
+        spec, f"TFLite Micro op resolver of modality '{entry.name}' (C++)."),
+        int8_ops=int8_only_ops(data)))
     _write(moddir / f"{p}_tflm.cc", codegen.tflm_source(spec))
     _write(moddir / f"{p}_node.h", node_example.node_header(spec))
     _write(moddir / "node_example.c", node_example.node_source(spec))
@@ -161,11 +167,13 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]
         "graph_constant_elements": g.constant_elements, "macs": g.macs,
         "elementwise_elements": g.elementwise_elements,
         "arena": {**arena, "source": source},
-        "flash": {"model": len(data), "code": code, "total": len(data) + code["total"]},
+        "flash": {"model": len(data), "code": code, "total": len(data) + code["total"],
+                  "source": "estimate: model bytes exact, code estimated (no --build)"},
         "ram": {"arena": arena["size"], "node_state": state,
                 "stack_estimate": resources.STACK_ESTIMATE_BYTES,
-                "total": arena["size"] + state + resources.STACK_ESTIMATE_BYTES},
-        "latency": resources.latency(g),
+                "total": arena["size"] + state + resources.STACK_ESTIMATE_BYTES,
+                "source": "estimate: reserved arena + node state + estimated stack (no --build)"},
+        "latency_estimate": resources.latency(g),
         "window_period_ms": round(1e3 * entry.window / entry.sample_rate_hz, 3),
     }
 
@@ -186,15 +194,60 @@ def _readme(m: Manifest, names: list[str]) -> str:
                   f"`{p}_invoke()` (C++).",
                   f"- `{p}_node.h`, `node_example.c`: ring buffer -> quantize -> invoke -> "
                   f"frame -> `{p}_send()` (yours).", "",
-                  f"Build: `cc -std=c99 -I{n} -Icommon -c {n}/node_example.c {n}/{p}_model.c`; "
-                  f"compile `{n}/{p}_tflm.cc` with TFLite Micro's include paths.", ""]
+                  ""]
+    first = names[0] if names else "<modality>"
+    lines += ["## Build", "",
+              "`crossl.mk` builds TensorFlow Lite Micro with only these models' kernels, and each "
+              "modality's glue, model and node loop (C++17, `-DTF_LITE_STATIC_MEMORY`, no "
+              "exceptions, RTTI or `__dso_handle`). `crossl-edge firmware --build` runs exactly "
+              "these lines:", "",
+              "```sh",
+              "make -f crossl.mk TFLM_ROOT=/path/to/tflite-micro CROSSL_TARGET=cortex-m4 "
+              f"CROSSL_KERNELS=cmsis_nn crossl-{first}",
+              "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os "
+              "-nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections "
+              "-T your.ld startup_and_main.o "
+              f"build/cortex-m4-cmsis_nn/{first}/crossl_{first}_tflm.o "
+              f"build/cortex-m4-cmsis_nn/{first}/crossl_{first}_model.o "
+              f"build/cortex-m4-cmsis_nn/{first}/node_example.o "
+              "-Wl,--start-group build/cortex-m4-cmsis_nn/tflm/libtflm_kernels.a "
+              "build/cortex-m4-cmsis_nn/tflm/libtflm_core.a -Wl,--end-group -lm -o node.elf",
+              "```", "",
+              "`CROSSL_TARGET=host` builds for this machine; `CROSSL_KERNELS=reference` uses "
+              "TFLite Micro's reference kernels. `bash scripts/fetch-tflm.sh DIR` (crossl-edge "
+              "repository) fetches the pinned TFLite Micro source.", ""]
     return "\n".join(lines)
 
 
-def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
-                      ram_budget: int = 64 * 1024) -> FirmwareReport:
-    """Generate OUT/<modality>/, OUT/common/ and OUT/resources.json from ``bundle``.
+def _mk_banner(m: Manifest) -> str:
+    return (f"# crossl.mk: Makefile fragment for bundle {fingerprint32(m.fingerprint):08x}.\n"
+            f"# GENERATED by crossl-edge {m.toolkit_version} (`crossl-edge firmware`); do not "
+            "edit, regenerate from the bundle.")
 
+
+def _apply_measured(report: dict[str, dict[str, Any]], measured: dict[str, Any]) -> None:
+    """Replace the estimates by what the Cortex-M4 builds measured (largest kernel set counts)."""
+    for name, r in report.items():
+        runs = measured["modalities"][name]
+        r["measured"] = runs
+        m4 = {cfg: f for cfg, f in runs.items() if cfg.startswith("cortex-m4/")}
+        if not m4:
+            continue
+        src = "measured: link map and run of the Cortex-M4F image on QEMU (largest kernel set)"
+        r["flash"] = {"model": r["flash"]["model"],
+                      "total": max(f["flash"]["total"] for f in m4.values()), "source": src}
+        r["ram"] = {"total": max(f["ram"]["total"] for f in m4.values()), "source": src}
+        r.pop("latency_estimate", None)
+
+
+def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
+                      ram_budget: int = 64 * 1024,
+                      build: measure.BuildOptions | None = None) -> FirmwareReport:
+    """Generate OUT/<modality>/, OUT/common/, OUT/crossl.mk and OUT/resources.json from ``bundle``.
+
+    With ``build``: also compile TFLite Micro and every node image, run the bundle's sample
+    windows through them (host and QEMU Cortex-M4F), check the frames against LiteRT and write
+    the measured figures instead of the estimates (images and link maps in OUT/build/).
     Files are written (atomically) even when a budget is exceeded; the report says which.
     """
     m = load_manifest(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
@@ -211,15 +264,36 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         for entry in m.modalities:
             report[entry.name] = _modality(m, entry, tmp / entry.name)
             log.info("firmware for %s: arena %d B", entry.name, report[entry.name]["arena"]["size"])
+        ops = sorted({op for r in report.values() for op in r["ops"]})
+        _write(tmp / "crossl.mk", makefile(names, ops, banner=_mk_banner(m)))
+        measured = None
+        if build is not None:
+            measured = _measure(m, tmp, report, build)
+            _apply_measured(report, measured)
         over = resources.check_budget(report, flash_budget=flash_budget, ram_budget=ram_budget)
         doc = {"bundle_fingerprint": f"{fingerprint32(m.fingerprint):08x}",
                "toolkit_version": m.toolkit_version,
                "budget": {"flash": flash_budget, "ram": ram_budget},
                "ok": not over, "over_budget": over, "assumptions": resources.assumptions(),
                "modalities": report}
+        if measured is not None:
+            doc["builds"] = measured["builds"]
+            doc["assumptions"] = resources.measured_assumptions()
         _write(tmp / "resources.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
         _write(tmp / "README.md", _readme(m, names))
         for f in tmp.rglob("*"):
             f.chmod(0o755 if f.is_dir() else 0o644)
         tmp.chmod(0o755)
-    return FirmwareReport(out, report, flash_budget, ram_budget, over)
+    return FirmwareReport(out, report, flash_budget, ram_budget, over,
+                          builds=measured["builds"] if measured else {})
+
+
+def _measure(m: Manifest, fw: Path, report: dict[str, dict[str, Any]],
+             opts: measure.BuildOptions) -> dict[str, Any]:
+    from crossl_edge.samples import SAMPLES, load_samples
+
+    xs, _ = load_samples(m.root / SAMPLES, m.names, manifest=m)
+    if opts.max_windows is not None:
+        xs = {k: v[: opts.max_windows] for k, v in xs.items()}
+    state = {n: r["ram"]["node_state"] for n, r in report.items()}
+    return measure.measure(m, fw, xs, state, opts, keep=fw / "build")

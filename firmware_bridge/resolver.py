@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from crossl_edge.firmware_bridge.tflm_sources import INT8_REGISTRATIONS
+
 from crossl_edge.errors import CheckFailed
 
 # Builtin op (schema name) -> MicroMutableOpResolver method, as in TFLite Micro's
@@ -69,19 +71,56 @@ def resolver_methods(ops: list[str], *, what: str = "the model") -> list[str]:
     return [OP_METHODS[op] for op in ops]
 
 
-def resolver_header(prefix: str, ops: list[str], *, banner: str) -> str:
-    """C++ header: `<prefix>_op_resolver_t` and `<prefix>_register_ops()` for exactly ``ops``."""
+def int8_only_ops(tflite_bytes: bytes) -> list[str]:
+    """Ops whose every use has int8 input 0 and output 0 (candidates for `Register_<OP>_INT8()`)."""
+    import tflite
+    from crossl_edge.export.tflite_export import op_names
+
+    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
+    names, int8 = op_names(), tflite.TensorType.INT8
+    seen: dict[str, bool] = {}
+    for s in range(m.SubgraphsLength()):
+        g = m.Subgraphs(s)
+        for i in range(g.OperatorsLength()):
+            op = g.Operators(i)
+            oc = m.OperatorCodes(op.OpcodeIndex())
+            name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
+            ok = op.InputsLength() > 0 and op.OutputsLength() > 0 \
+                and g.Tensors(op.Inputs(0)).Type() == int8 \
+                and g.Tensors(op.Outputs(0)).Type() == int8
+            seen[name] = seen.get(name, True) and ok
+    return sorted(n for n, ok in seen.items() if ok)
+
+
+def _registration(op: str, method: str, int8: bool) -> str:
+    if int8 and op in INT8_REGISTRATIONS:
+        return f"r.{method}(tflite::Register_{op}_INT8())"
+    return f"r.{method}()"
+
+
+def resolver_header(prefix: str, ops: list[str], *, banner: str,
+                    int8_ops: list[str] | tuple[str, ...] = ()) -> str:
+    """C++ header: `<prefix>_op_resolver_t` and `<prefix>_register_ops()` for exactly ``ops``.
+
+    Ops in ``int8_ops`` that have an int8-only kernel are registered with it
+    (`Register_CONV_2D_INT8()`: with CMSIS-NN only the int8 path is linked).
+    """
     methods = resolver_methods(ops, what=f"model {prefix}")
     guard = f"{prefix.upper()}_RESOLVER_H"
-    calls = "\n".join(f"    if (r.{m}() != kTfLiteOk) return kTfLiteError; /* {op} */"
-                      for op, m in zip(ops, methods, strict=True))
+    int8 = set(int8_ops)
+    calls = "\n".join(f"    if ({_registration(op, m, op in int8)} != kTfLiteOk) return "
+                      f"kTfLiteError; /* {op} */" for op, m in zip(ops, methods, strict=True))
+    headers = sorted({INT8_REGISTRATIONS[op] for op in ops if op in int8
+                      and op in INT8_REGISTRATIONS})
+    includes = "".join(f'#include "tensorflow/lite/micro/kernels/{h}.h"\n' for h in headers)
     return f"""{banner}
 #ifndef {guard}
 #define {guard}
 
 /* C++ only: the TFLite Micro op resolver for exactly the {len(ops)} builtin ops this model uses
- * ({", ".join(ops)}); read from the .tflite flatbuffer, nothing more is linked in. */
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+ * ({", ".join(ops)}); read from the .tflite flatbuffer, nothing more is linked in. Int8-only
+ * kernels where TFLite Micro has them (with CMSIS-NN they link only the int8 path). */
+{includes}#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 #define {prefix.upper()}_OP_COUNT {len(ops)}u
 

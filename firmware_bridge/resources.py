@@ -96,7 +96,6 @@ def _tensor(g: Any, idx: int, types: dict[int, str]) -> TensorInfo:
 def inspect_model(tflite_bytes: bytes) -> GraphInfo:
     """Read subgraph 0 of an int8 .tflite with the `tflite` flatbuffer package."""
     import tflite
-
     from crossl_edge.export.tflite_export import op_names
     from crossl_edge.firmware_bridge.resolver import model_ops
 
@@ -220,7 +219,8 @@ def table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
              "M4 ms", "M7 ms", "fits"]
     rows = []
     for name, r in report.items():
-        m4, m7 = r["latency"]["cortex-m4@120MHz"], r["latency"]["cortex-m7@480MHz"]
+        m4, m7 = (r["latency_estimate"][t] for t in ("cortex-m4@120MHz",
+                                                         "cortex-m7@480MHz"))
         fits = r["flash"]["total"] <= flash_budget and r["ram"]["total"] <= ram_budget
         rows.append([name, f"{r['params']:,}", f"{r['macs']:,}", f"{r['flash']['model']:,}",
                      f"{r['flash']['total']:,}", f"{r['arena']['size']:,}",
@@ -233,4 +233,53 @@ def table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
     lines = [text_table(heads, rows, first_left=True)]
     lines.append(f"budget: flash {flash_budget:,} B, RAM {ram_budget:,} B; RAM = arena (measured "
                  "+ margin) + node state + stack; latency: CMSIS-NN estimate (reference kernels)")
+    return "\n".join(lines)
+
+
+def measured_assumptions() -> dict[str, Any]:
+    """How the measured figures (`crossl-edge firmware --build`) were obtained."""
+    return {
+        "flash": "GNU ld link map of the Cortex-M4F node image (-Os, newlib-nano, --gc-sections), "
+                 "split into model array, TFLM core, kernels (TFLM + CMSIS-NN), glue + node loop "
+                 "+ frame codec, and libc/libm/libgcc; the run harness (startup, sample data) "
+                 "is left out",
+        "ram": "static = .data + .bss of the same parts (includes the whole tensor arena); "
+               "arena_used = MicroInterpreter::arena_used_bytes() after the runs; stack = "
+               "painted stack high-water mark of the whole run (harness frames included: an "
+               "upper bound); node_state = sizeof the node struct; total = static + node_state "
+               "+ stack",
+        "instructions": "QEMU mps2-an386 -icount shift=0: SysTick ticks calibrated against a "
+                        "loop of known instruction count; a LOWER BOUND on cycles (no wait "
+                        "states, multi-cycle instructions count once)",
+        "ms_estimate": "instructions / 120 MHz: an estimate, not a measurement",
+        "frames": "every window of samples.npz through the node loop; frame bytes compared "
+                  "with the Python pipeline on LiteRT's builtin kernels",
+        "units": "bytes",
+    }
+
+
+def measured_table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
+    """Per modality and Cortex-M4 kernel set: measured flash, RAM, arena, stack, instructions."""
+    from crossl_edge.runtime.tables import table as text_table
+
+    heads = ["modality", "kernels", "flash B", "model", "TFLM core", "kernels B", "glue+node",
+             "libc", "RAM B", "arena used", "stack", "M instr/invoke", "ms@120MHz*", "fits"]
+    rows = []
+    for name, r in report.items():
+        for cfg, f in r.get("measured", {}).items():
+            if not cfg.startswith("cortex-m4/"):
+                continue
+            fl, ram, ins = f["flash"], f["ram"], f["instructions"]
+            fits = fl["total"] <= flash_budget and ram["total"] <= ram_budget
+            rows.append([name, cfg.split("/", 1)[1], f"{fl['total']:,}", f"{fl['model']:,}",
+                         f"{fl['tflm_core']:,}", f"{fl['kernels']:,}",
+                         f"{fl['glue_node_codec']:,}", f"{fl['libc']:,}", f"{ram['total']:,}",
+                         f"{ram['arena_used']:,}", f"{ram['stack']:,}",
+                         f"{(ins['per_invoke'] or 0) / 1e6:.2f}",
+                         f"{next(iter(f['ms_estimate'].values())) or 0:.1f}",
+                         "yes" if fits else "NO"])
+    lines = [text_table(heads, rows, first_left=True)]
+    lines.append(f"measured on QEMU mps2-an386 (Cortex-M4F); budget: flash {flash_budget:,} B, "
+                 f"RAM {ram_budget:,} B; instructions are a lower bound on cycles; "
+                 "*ms at 120 MHz is an estimate from them")
     return "\n".join(lines)

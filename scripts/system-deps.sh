@@ -8,6 +8,7 @@ command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-ar
 [ -e /usr/lib/arm-none-eabi/include/c++ ] || need+=(libstdc++-arm-none-eabi-newlib)
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)  # crossl.mk builds TFLite Micro
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -16,28 +16,46 @@ from crossl_edge.errors import CheckFailed
               help="Flash each node may use (model + code); K/KB/KiB = 1024.")
 @click.option("--ram-budget", default="64KiB", show_default=True, metavar="SIZE",
               help="RAM each node may use (arena + node state + stack).")
+@click.option("--build", is_flag=True,
+              help="Also compile TFLite Micro and the node images (host, Cortex-M4F), run every "
+                   "sample window on them (QEMU for the M4), check the frames against LiteRT and "
+                   "report measured figures.")
+@click.option("--kernels", default="reference,cmsis-nn", show_default=True, metavar="LIST",
+              help="With --build: Cortex-M4 kernel sets, comma-separated (reference, cmsis-nn).")
+@click.option("--tflm", type=click.Path(exists=True), default=None, metavar="PATH",
+              help="With --build: TFLite Micro source folder or tarball (default: "
+                   "$CROSSL_TFLM_SRC, then shared/third_party/tflite-micro-*.tar.gz above the "
+                   "checkout; scripts/fetch-tflm.sh fetches one).")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="With --build: parallel compile jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str,
-                 as_json: bool) -> None:
+def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str, build: bool,
+                 kernels: str, tflm: str | None, jobs: int, as_json: bool) -> None:
     """Generate microcontroller sources for every encoder of BUNDLE.
 
     Per modality, OUT/<name>/ gets the int8 model as a C array, its input contract, a TFLite
     Micro op resolver with exactly the model's ops, the tensor arena measured on the TFLite
     Micro interpreter (plus a stated margin), and a node loop that packs latent frames.
-    OUT/resources.json holds flash, RAM and latency estimates. The files are written even when
-    a budget is exceeded; the exit code is then 1.
+    OUT/crossl.mk builds it all (TFLite Micro with only the model's kernels). OUT/resources.json
+    holds flash, RAM and latency estimates, or with --build the figures measured on the real
+    TFLite Micro (link map, QEMU instruction counts; libraries cached in ~/.cache/crossl-edge).
+    The files are written even when a budget is exceeded; the exit code is then 1.
 
     \b
     Example:
       crossl-edge firmware demo-out/bundle --out fw --flash-budget 512KiB --ram-budget 128KiB
+      crossl-edge firmware demo-out/bundle --out fw --build --kernels cmsis-nn
     """
     from crossl_edge.firmware_bridge.firmware import generate_firmware
+    from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels
     from crossl_edge.firmware_bridge.resources import parse_size
     from crossl_edge.outputs import prepare_output, write_marker
 
     flash, ram = parse_size(flash_budget), parse_size(ram_budget)
+    opts = BuildOptions(kernels=check_kernels(kernels.split(",")), tflm=tflm, jobs=jobs) \
+        if build else None
     prepare_output(out, kind="firmware", inputs=(bundle,))
-    report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram)
+    report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram, build=opts)
     write_marker(out, "firmware")
     if as_json:
         echo_json(report.to_json())

@@ -9,7 +9,9 @@
 #define CROSSL_IMU_RESOLVER_H
 
 /* C++ only: the TFLite Micro op resolver for exactly the 2 builtin ops this model uses
- * (FULLY_CONNECTED, RESHAPE); read from the .tflite flatbuffer, nothing more is linked in. */
+ * (FULLY_CONNECTED, RESHAPE); read from the .tflite flatbuffer, nothing more is linked in. Int8-only
+ * kernels where TFLite Micro has them (with CMSIS-NN they link only the int8 path). */
+#include "tensorflow/lite/micro/kernels/fully_connected.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 #define CROSSL_IMU_OP_COUNT 2u
@@ -19,7 +21,7 @@ typedef tflite::MicroMutableOpResolver<CROSSL_IMU_OP_COUNT> crossl_imu_op_resolv
 /* Registers every op the model needs; returns kTfLiteError if one fails (call it once). */
 static inline TfLiteStatus crossl_imu_register_ops(crossl_imu_op_resolver_t &r)
 {
-    if (r.AddFullyConnected() != kTfLiteOk) return kTfLiteError; /* FULLY_CONNECTED */
+    if (r.AddFullyConnected(tflite::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) return kTfLiteError; /* FULLY_CONNECTED */
     if (r.AddReshape() != kTfLiteOk) return kTfLiteError; /* RESHAPE */
     return kTfLiteOk;
 }

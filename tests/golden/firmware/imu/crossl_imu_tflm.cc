@@ -5,11 +5,13 @@
  * Modality: imu (id 3)
  * Model: encoders/imu.int8.tflite, 1008 bytes, sha256 51cd72fc9bf324b4531b3547d20d2b1751de0fb2e85a41ad57a4edbdff7fc49a
  */
-/* Build with TFLite Micro (and CMSIS-NN kernels on a Cortex-M). The arena is
+/* Build with TFLite Micro (and CMSIS-NN kernels on a Cortex-M): see ../crossl.mk for the flags
+ * (C++17, -DTF_LITE_STATIC_MEMORY, no exceptions/RTTI). The arena is
  * CROSSL_IMU_ARENA_SIZE bytes: measured on the TFLite Micro interpreter plus a margin
  * (see crossl_imu_contract.h); crossl_imu_tflm_arena_used() reports what this target really used. */
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -21,24 +23,28 @@
 
 namespace {
 alignas(16) uint8_t crossl_imu_arena[CROSSL_IMU_ARENA_SIZE];
+/* The resolver and interpreter live in static buffers (placement new): no function-local
+ * statics, so no destructor registration and no __dso_handle (links with -nostartfiles). */
+alignas(crossl_imu_op_resolver_t) uint8_t crossl_imu_resolver_mem[sizeof(crossl_imu_op_resolver_t)];
+alignas(tflite::MicroInterpreter) uint8_t crossl_imu_interpreter_mem[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter *crossl_imu_interpreter = nullptr;
 
 int crossl_imu_setup()
 {
-    static crossl_imu_op_resolver_t resolver;
     const tflite::Model *model = tflite::GetModel(crossl_imu_model);
 #ifdef TFLITE_SCHEMA_VERSION
     if (model->version() != TFLITE_SCHEMA_VERSION) return -2;
 #endif
-    if (crossl_imu_register_ops(resolver) != kTfLiteOk) return -3;
-    static tflite::MicroInterpreter interpreter(model, resolver, crossl_imu_arena,
-                                                sizeof crossl_imu_arena);
-    if (interpreter.AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
-    TfLiteTensor *in = interpreter.input(0);
-    TfLiteTensor *out = interpreter.output(0);
+    crossl_imu_op_resolver_t *resolver = new (crossl_imu_resolver_mem) crossl_imu_op_resolver_t();
+    if (crossl_imu_register_ops(*resolver) != kTfLiteOk) return -3;
+    tflite::MicroInterpreter *interpreter = new (crossl_imu_interpreter_mem)
+        tflite::MicroInterpreter(model, *resolver, crossl_imu_arena, sizeof crossl_imu_arena);
+    if (interpreter->AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
+    TfLiteTensor *in = interpreter->input(0);
+    TfLiteTensor *out = interpreter->output(0);
     if (in->type != kTfLiteInt8 || in->bytes != CROSSL_IMU_INPUT_SIZE || out->type != kTfLiteInt8 ||
         out->bytes != CROSSL_IMU_LATENT_DIM) return -5; /* model and contract disagree */
-    crossl_imu_interpreter = &interpreter;
+    crossl_imu_interpreter = interpreter;
     return 0;
 }
 } /* namespace */

@@ -136,11 +136,11 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
 @click.option("--coverage", default=0.9, show_default=True, help="Keep probability per latent.")
 @click.option(
     "--pretrain-epochs", type=int, default=None,
-    help="Default: 50 up to 2,000 training windows, else ~300 optimiser steps.",
+    help="Default: 50 up to 2,000 training windows, else ~600 optimiser steps.",
 )
 @click.option(
     "--epochs", type=int, default=None,
-    help="Downstream epochs. Default: 50 up to 2,000 windows, else ~500 optimiser steps.",
+    help="Downstream epochs. Default: 50 up to 2,000 windows, else ~600 optimiser steps.",
 )
 @click.option(
     "--patience", type=int, default=None,
@@ -148,7 +148,7 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
 )
 @click.option(
     "--batch-size", type=int, default=None,
-    help="Default: 8 up to 1,599 windows, else a power of two near windows/100 (at most 256).",
+    help="Default: 8 up to 1,131 windows, else the power of two nearest windows/100 (at most 256).",
 )
 @click.option("--lr", default=1e-3, show_default=True, help="Downstream learning rate.")
 @click.option("--pretrain-lr", default=1e-3, show_default=True)

@@ -199,10 +199,9 @@ def run_phase(
         params = [p for p in model.parameters() if p.requires_grad]
         step = _ClassifyStep(model, latents=frozen)
         lr, epochs = cfg.lr, plan.epochs
-        if frozen:  # the backbone never changes: encode once, train the head on masked latents
-            train, val = encode_all(model, train, cfg.precision), encode_all(
-                model, val, cfg.precision
-            )
+        if frozen and state.epoch < epochs:  # a fixed backbone: encode once, train the head
+            train = encode_all(model, train, cfg.precision)
+            val = encode_all(model, val, cfg.precision)
     wrapped = _wrap(step, ctx, device)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     if state.optimizer is not None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from crossl_edge.train.config import TrainConfig
 
 SMALL = 2_000  # up to this many training windows the official settings apply (BasicMotions: 32)
-PRETRAIN_STEPS, DOWNSTREAM_STEPS = 300, 500  # optimiser steps aimed at on larger sets
+PRETRAIN_STEPS, DOWNSTREAM_STEPS = 600, 600  # optimiser steps aimed at on larger sets
 FLOOR = 0.05  # the cosine schedule ends at 5% of the base learning rate
 
 
@@ -43,7 +43,7 @@ class Schedule:
 
 def auto_batch_size(n_train: int) -> int:
     """8 for small sets (the official setting), a power of two near n/100 above, at most 256."""
-    return int(min(256, max(8, 2 ** math.floor(math.log2(max(n_train, 1) / 100)))))
+    return int(min(256, max(8, 2 ** round(math.log2(max(n_train, 1) / 100)))))
 
 
 def auto_epochs(n_train: int, batch_size: int, *, target_steps: int) -> tuple[int, int]:

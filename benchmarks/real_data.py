@@ -82,7 +82,8 @@ def run(args: argparse.Namespace, result: dict, name: str) -> dict:
                 pre = None
                 if {"ssl", "fine"} & set(args.modes):
                     cfg = TrainConfig(mode="ssl", encoder=enc, seed=seed, epochs=0, **base)
-                    res, wall, cpu = _timed(lambda c=cfg: train_run(c, tmp_path / f"pre-{enc}-{seed}"))
+                    pre_dir = tmp_path / f"pre-{enc}-{seed}"
+                    res, wall, cpu = _timed(lambda c=cfg, d=pre_dir: train_run(c, d))
                     pre = {"state": res.model.state_dict(), "wall_s": wall, "cpu_s": cpu,
                            "epochs": len(res.history.get("pretrain", [])),
                            "windows_per_s": _rate(res.history, "pretrain")}

@@ -54,6 +54,25 @@ def _deployed(run_dir: Path, tmp: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _pretrain(enc: str, seed: int, *, base: dict, tmp: Path, cache: Path | None) -> dict:
+    """One pretraining (weights, wall/CPU time), reused from ``cache`` when it holds it."""
+    import torch
+
+    f = cache / f"pretrained-{enc}-{seed}.pt" if cache else None
+    if f is not None and f.is_file():
+        return torch.load(f, weights_only=False)
+    cfg = TrainConfig(mode="ssl", encoder=enc, seed=seed, epochs=0, **base)
+    res, wall, cpu = _timed(lambda: train_run(cfg, tmp / f"pre-{enc}-{seed}"))
+    pre = {"state": res.model.state_dict(), "wall_s": wall, "cpu_s": cpu,
+           "epochs": len(res.history.get("pretrain", [])),
+           "windows_per_s": _rate(res.history, "pretrain")}
+    log.warning("%s seed %d: pretrained in %.0f s wall", enc, seed, wall)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(pre, f)
+    return pre
+
+
 def _row(res: Any, *, enc: str, mode: str, seed: int, frac: float, times: dict) -> dict:
     meta = {"schedule": None}
     run_json = res.run_dir / "run.json"
@@ -81,15 +100,9 @@ def run(args: argparse.Namespace, result: dict, name: str) -> dict:
             for seed in args.seeds:
                 pre = None
                 if {"ssl", "fine"} & set(args.modes):
-                    cfg = TrainConfig(mode="ssl", encoder=enc, seed=seed, epochs=0, **base)
-                    pre_dir = tmp_path / f"pre-{enc}-{seed}"
-                    res, wall, cpu = _timed(lambda c=cfg, d=pre_dir: train_run(c, d))
-                    pre = {"state": res.model.state_dict(), "wall_s": wall, "cpu_s": cpu,
-                           "epochs": len(res.history.get("pretrain", [])),
-                           "windows_per_s": _rate(res.history, "pretrain")}
+                    pre = _pretrain(enc, seed, base=base, tmp=tmp_path, cache=args.cache)
                     result["pretraining"].append({k: v for k, v in pre.items() if k != "state"}
                                                  | {"encoder": enc, "seed": seed})
-                    log.warning("%s seed %d: pretrained in %.0f s wall", enc, seed, wall)
                 for frac in args.fractions:
                     for mode in args.modes:
                         cfg = TrainConfig(mode=mode, encoder=enc, seed=seed,
@@ -152,6 +165,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--name", default="real_data")
     p.add_argument("--note", default="", help="Conditions, e.g. machine load.")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="Folder keeping pretrained weights per (encoder, seed) across invocations.")
+    p.add_argument("--append", action="store_true",
+                   help="Add the runs to results/NAME.json instead of replacing it.")
     a = p.parse_args()
     if not a.data.is_file():
         raise SystemExit(f"error: {a.data} not found; pass --data PATH to uci_har.npz.")
@@ -164,6 +181,13 @@ def main() -> None:
         "encoders": a.encoders, "seeds": a.seeds, "fractions": a.fractions, "modes": a.modes},
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
         "pretraining": [], "runs": []}
+    old = RESULTS / f"{a.name}.json"
+    if a.append and old.is_file():
+        import json
+
+        prev = json.loads(old.read_text())
+        result = {**prev, "note": "; ".join(n for n in (prev.get("note"), a.note) if n)}
+        result.pop("environment", None)
     run(a, result, a.name)
     _write(result, a.name)
     print(markdown(result))

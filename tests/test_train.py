@@ -94,3 +94,17 @@ def test_bad_config_is_a_usage_error() -> None:
         TrainConfig(encoder="resnet")
     with pytest.raises(UsageError, match="label-fraction"):
         TrainConfig(label_fraction=0)
+
+
+def test_shared_pretraining_gives_the_standalone_run(tmp_path: Path) -> None:
+    alone = train_run(TrainConfig(mode="fine", **FAST), tmp_path / "alone")
+    pre = train_run(TrainConfig(mode="ssl", **{**FAST, "epochs": 0}), tmp_path / "pre")
+    shared = train_run(TrainConfig(mode="fine", **FAST), tmp_path / "shared",
+                       pretrained=pre.model.state_dict())
+    a, b = _weights(tmp_path / "alone"), _weights(tmp_path / "shared")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert shared.history["downstream"] == [
+        {**e, "seconds": s["seconds"], "windows_per_s": s["windows_per_s"]}
+        for e, s in zip(alone.history["downstream"], shared.history["downstream"], strict=True)
+    ]
+    assert "pretrain" not in shared.history

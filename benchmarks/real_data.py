@@ -12,6 +12,7 @@ after every run (JSON + Markdown in benchmarks/results/), so an interrupted grid
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import tempfile
@@ -77,8 +78,6 @@ def _row(res: Any, *, enc: str, mode: str, seed: int, frac: float, times: dict) 
     meta = {"schedule": None}
     run_json = res.run_dir / "run.json"
     if run_json.is_file():
-        import json
-
         meta = json.loads(run_json.read_text())
     return {
         "encoder": enc, "mode": mode, "seed": seed, "label_fraction": frac,
@@ -93,7 +92,7 @@ def _row(res: Any, *, enc: str, mode: str, seed: int, frac: float, times: dict) 
 
 
 def run(args: argparse.Namespace, result: dict, name: str) -> dict:
-    base = {"dataset": "npz", "data_path": str(args.data), "device": args.device}
+    base = {"dataset": "npz", "data_path": str(args.data), "device": args.device, **args.set}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         for enc in args.encoders:
@@ -167,24 +166,25 @@ def main() -> None:
     p.add_argument("--note", default="", help="Conditions, e.g. machine load.")
     p.add_argument("--cache", type=Path, default=None,
                    help="Folder keeping pretrained weights per (encoder, seed) across invocations.")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="TrainConfig override for every run, e.g. ssl_head_masking=0.8.")
     p.add_argument("--append", action="store_true",
                    help="Add the runs to results/NAME.json instead of replacing it.")
     a = p.parse_args()
     if not a.data.is_file():
         raise SystemExit(f"error: {a.data} not found; pass --data PATH to uci_har.npz.")
     a.encoders, a.modes = a.encoders.split(","), a.modes.split(",")
+    a.set = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     a.deployed_modes = a.deployed_modes.split(",")
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.fractions = [float(f) for f in a.fractions.split(",")]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     result = {"data": str(a.data), "note": a.note, "grid": {
         "encoders": a.encoders, "seeds": a.seeds, "fractions": a.fractions, "modes": a.modes},
-        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None, "overrides": a.set,
         "pretraining": [], "runs": []}
     old = RESULTS / f"{a.name}.json"
     if a.append and old.is_file():
-        import json
-
         prev = json.loads(old.read_text())
         result = {**prev, "note": "; ".join(n for n in (prev.get("note"), a.note) if n)}
         result.pop("environment", None)

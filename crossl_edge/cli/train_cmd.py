@@ -176,6 +176,11 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
     help="ssl mode: share of windows whose head input is a random subset of modalities.",
 )
 @click.option(
+    "--ssl-train-aggregator",
+    is_flag=True,
+    help="ssl mode: train the phone-side aggregator with the head (encoders stay frozen).",
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 @click.option(

@@ -41,7 +41,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    ssl_head_masking: float = 0.5  # ssl mode: share of head batches drawn over modality subsets
+    ssl_head_masking: float = 0.5  # ssl mode: share of head windows given a random modality subset
+    ssl_train_aggregator: bool = False  # ssl mode: train the phone-side aggregator with the head
     workers: int = 0
 
     def __post_init__(self) -> None:

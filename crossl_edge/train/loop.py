@@ -194,8 +194,10 @@ def run_phase(
         step: nn.Module = _SSLStep(model)
         lr, epochs = cfg.pretrain_lr, plan.epochs
     else:
-        for p in [*model.encoders.parameters(), *model.aggregator.parameters()]:
+        for p in model.encoders.parameters():
             p.requires_grad_(not frozen)
+        for p in model.aggregator.parameters():
+            p.requires_grad_(not frozen or cfg.ssl_train_aggregator)
         params = [p for p in model.parameters() if p.requires_grad]
         step = _ClassifyStep(model, latents=frozen)
         lr, epochs = cfg.lr, plan.epochs
@@ -217,7 +219,7 @@ def run_phase(
             _set_dropout(model.encoders, active=False)  # the official code pretrains without it
         if frozen:
             model.encoders.eval()
-            model.aggregator.eval()
+            model.aggregator.train(cfg.ssl_train_aggregator)
         order = shard_indices(
             len(train), epoch=epoch, seed=cfg.seed + (phase == "downstream"), ctx=ctx
         )

@@ -81,6 +81,8 @@ def _row(res: Any, *, enc: str, mode: str, seed: int, frac: float, times: dict) 
         meta = json.loads(run_json.read_text())
     return {
         "encoder": enc, "mode": mode, "seed": seed, "label_fraction": frac,
+        "ssl_head": (None if mode != "ssl" else "aggregator+head" if meta.get("train", {}).get(
+            "ssl_train_aggregator") else "head"),
         "labelled_windows": meta.get("labelled_windows"),
         "schedule": meta.get("schedule"),
         "subsets": {"+".join(s["present"]): s["macro_f1"] for s in res.metrics["subsets"]},

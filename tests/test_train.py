@@ -67,10 +67,11 @@ def test_modes_write_complete_runs(tmp_path: Path, mode: str) -> None:
     assert 0 <= res.metrics["all"]["macro_f1"] <= 1
 
 
-def test_ssl_mode_freezes_the_backbone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("train_aggregator", [True, False])
+def test_ssl_mode_freezes_the_encoders(tmp_path: Path, train_aggregator: bool) -> None:
     from crossl_edge.model.crossl import CroSSL, ModelConfig
 
-    cfg = TrainConfig(mode="ssl", **FAST)
+    cfg = TrainConfig(mode="ssl", ssl_train_aggregator=train_aggregator, **FAST)
     res = train_run(cfg, tmp_path / "ssl")
     hist = res.history
     # re-create the pretrained model by running only pretraining: encoders must equal the final ones
@@ -78,8 +79,11 @@ def test_ssl_mode_freezes_the_backbone(tmp_path: Path) -> None:
     assert "downstream" in hist
     final = res.model.state_dict()
     pretrained = pre.model.state_dict()
-    enc_keys = [k for k in final if k.startswith(("encoders.", "aggregator."))]
+    enc_keys = [k for k in final if k.startswith("encoders.")]
     assert enc_keys and all(torch.equal(final[k], pretrained[k]) for k in enc_keys)
+    agg_keys = [k for k in final if k.startswith("aggregator.")]
+    same = [torch.equal(final[k], pretrained[k]) for k in agg_keys]
+    assert all(same) if not train_aggregator else not all(same)
     assert isinstance(res.model, CroSSL) and isinstance(res.model.cfg, ModelConfig)
 
 

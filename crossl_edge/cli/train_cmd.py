@@ -122,7 +122,7 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
     type=click.Choice(["ssl", "fine", "sup"]),
     default="fine",
     show_default=True,
-    help="ssl: frozen backbone; fine: fine-tune; sup: no pretraining.",
+    help="ssl: frozen encoders; fine: fine-tune; sup: no pretraining.",
 )
 @click.option(
     "--encoder",
@@ -173,12 +173,14 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
     "--ssl-head-masking",
     default=0.5,
     show_default=True,
-    help="ssl mode: share of windows whose head input is a random subset of modalities.",
+    help="ssl mode: share of training windows given a random subset of modalities.",
 )
 @click.option(
-    "--ssl-train-aggregator",
-    is_flag=True,
-    help="ssl mode: train the phone-side aggregator with the head (encoders stay frozen).",
+    "--ssl-train-aggregator/--ssl-freeze-aggregator",
+    default=True,
+    show_default=True,
+    help="ssl mode: train the phone-side aggregator with the head on masked latents of the "
+    "frozen encoders, or freeze it too (the paper's linear evaluation).",
 )
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True

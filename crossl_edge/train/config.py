@@ -42,7 +42,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     ssl_head_masking: float = 0.5  # ssl mode: share of head windows given a random modality subset
-    ssl_train_aggregator: bool = False  # ssl mode: train the phone-side aggregator with the head
+    ssl_train_aggregator: bool = True  # ssl mode: train the phone-side aggregator with the head
     workers: int = 0
 
     def __post_init__(self) -> None:

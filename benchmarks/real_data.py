@@ -128,11 +128,14 @@ def run(args: argparse.Namespace, result: dict, name: str) -> dict:
 def markdown(result: dict) -> str:
     """Per run: macro-F1 on every subset, total wall/CPU time; deployed int8 rows where run."""
     runs = result["runs"]
-    subsets = list(runs[0]["subsets"]) if runs else []
+    # all modalities first, then pairs, then singles (JSON round trips sort the keys)
+    subsets = sorted(runs[0]["subsets"], key=lambda s: (-s.count("+"), s)) if runs else []
     head = ["encoder", "mode", "seed", "labels", *subsets, "wall s", "CPU s"]
+    head[1] = "mode (ssl: trained part)"
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
-        cells = [r["encoder"], r["mode"], str(r["seed"]), f"{r['label_fraction']:.0%}",
+        mode = r["mode"] + (f" ({r['ssl_head']})" if r.get("ssl_head") else "")
+        cells = [r["encoder"], mode, str(r["seed"]), f"{r['label_fraction']:.0%}",
                  *(f"{r['subsets'][s]:.3f}" for s in subsets),
                  f"{r['total_wall_s']:.0f}", f"{r['total_cpu_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -92,3 +92,9 @@ def test_cli_prints_a_line_per_epoch_without_a_terminal(tmp_path: Path) -> None:
     assert all("ETA" in ln for ln in epochs)
     assert any("batch 8 for 32 windows" in ln for ln in out)
     assert any(ln.startswith("run written to") for ln in out)
+
+
+def test_frozen_mode_trains_its_cheap_downstream_longer() -> None:
+    s = resolve(TrainConfig(mode="ssl"), n_pretrain=5932, n_labelled=5932)
+    assert (s.pretrain.epochs, s.downstream.epochs, s.downstream.patience) == (7, 40, 5)
+    assert resolve(TrainConfig(mode="ssl"), n_pretrain=32, n_labelled=32).downstream.epochs == 50

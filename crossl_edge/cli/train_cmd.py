@@ -171,7 +171,7 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--ssl-head-masking",
-    default=0.5,
+    default=0.8,
     show_default=True,
     help="ssl mode: share of training windows given a random subset of modalities.",
 )

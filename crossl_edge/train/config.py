@@ -41,7 +41,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    ssl_head_masking: float = 0.5  # ssl mode: share of head windows given a random modality subset
+    ssl_head_masking: float = 0.8  # ssl mode: share of head windows given a random modality subset
     ssl_train_aggregator: bool = True  # ssl mode: train the phone-side aggregator with the head
     workers: int = 0
 

@@ -11,6 +11,7 @@ from crossl_edge.train.config import TrainConfig
 SMALL = 2_000  # up to this many training windows the official settings apply (BasicMotions: 32)
 PRETRAIN_STEPS, DOWNSTREAM_STEPS = 600, 600  # optimiser steps aimed at on larger sets
 FLOOR = 0.05  # the cosine schedule ends at 5% of the base learning rate
+FROZEN_EPOCHS = 40  # ssl downstream on large sets: masked-subset training needs more epochs
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,13 @@ def auto_epochs(n_train: int, batch_size: int, *, target_steps: int) -> tuple[in
     return max(2, math.ceil(target_steps / -(-n_train // batch_size))), 3
 
 
-def _plan(n: int, cfg: TrainConfig, *, epochs: int | None, target_steps: int) -> PhasePlan:
+def _plan(
+    n: int, cfg: TrainConfig, *, epochs: int | None, target_steps: int, frozen: bool = False
+) -> PhasePlan:
     batch = cfg.batch_size or auto_batch_size(n)
     auto_ep, auto_patience = auto_epochs(n, batch, target_steps=target_steps)
+    if frozen and n > SMALL:  # ssl: aggregator + head on precomputed latents, cheap per epoch
+        auto_ep, auto_patience = FROZEN_EPOCHS, 5
     sched = cfg.lr_schedule
     if sched == "auto":
         sched = "constant" if n <= SMALL else "cosine"
@@ -74,7 +79,8 @@ def _plan(n: int, cfg: TrainConfig, *, epochs: int | None, target_steps: int) ->
 def resolve(cfg: TrainConfig, *, n_pretrain: int, n_labelled: int) -> Schedule:
     """Fill every setting ``cfg`` leaves unset (None / "auto") from the training-set sizes."""
     pre = _plan(n_pretrain, cfg, epochs=cfg.pretrain_epochs, target_steps=PRETRAIN_STEPS)
-    down = _plan(n_labelled, cfg, epochs=cfg.epochs, target_steps=DOWNSTREAM_STEPS)
+    down = _plan(n_labelled, cfg, epochs=cfg.epochs, target_steps=DOWNSTREAM_STEPS,
+                 frozen=cfg.mode == "ssl")
     chosen: list[str] = []
     phases = [("downstream", down)] if cfg.mode == "sup" else [("pretraining", pre),
                                                                 ("downstream", down)]

@@ -2,6 +2,7 @@
 
 Train = the 40 TRAIN cases (a stratified 20% held out for early stopping), test = the 40 TEST cases.
 Usage: python -m benchmarks.basicmotions_protocol [--seeds 0,1,2,3,4] [--encoders crossl,edge]
+       [--modes sup,ssl,fine] [--precision fp32|bf16] [--label-fraction F] [--name NAME]
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def main() -> None:
     )
     p.add_argument("--label-fraction", type=float, default=1.0,
                    help="Label-efficiency run: fraction of labelled windows for downstream.")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: CPU autocast, the CUDA code path on the CPU.")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     overrides = (
@@ -108,6 +111,8 @@ def main() -> None:
     )
     if args.label_fraction < 1:
         overrides["label_fraction"] = args.label_fraction
+    if args.precision != "fp32":
+        overrides["precision"] = args.precision
     result = run(
         seeds=[int(s) for s in args.seeds.split(",")],
         encoders=args.encoders.split(","),
@@ -119,6 +124,8 @@ def main() -> None:
     )
     if args.label_fraction < 1 and not args.name:
         name += f"_labels{args.label_fraction:g}"
+    if args.precision != "fp32" and not args.name:
+        name += f"_{args.precision}"
     path = save(name, result)
     (path.with_suffix(".md")).write_text(markdown(result) + "\n")
     print(markdown(result))

@@ -67,10 +67,11 @@ def test_modes_write_complete_runs(tmp_path: Path, mode: str) -> None:
     assert 0 <= res.metrics["all"]["macro_f1"] <= 1
 
 
-def test_ssl_mode_freezes_the_backbone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("train_aggregator", [True, False])
+def test_ssl_mode_freezes_the_encoders(tmp_path: Path, train_aggregator: bool) -> None:
     from crossl_edge.model.crossl import CroSSL, ModelConfig
 
-    cfg = TrainConfig(mode="ssl", **FAST)
+    cfg = TrainConfig(mode="ssl", ssl_train_aggregator=train_aggregator, **FAST)
     res = train_run(cfg, tmp_path / "ssl")
     hist = res.history
     # re-create the pretrained model by running only pretraining: encoders must equal the final ones
@@ -78,8 +79,11 @@ def test_ssl_mode_freezes_the_backbone(tmp_path: Path) -> None:
     assert "downstream" in hist
     final = res.model.state_dict()
     pretrained = pre.model.state_dict()
-    enc_keys = [k for k in final if k.startswith(("encoders.", "aggregator."))]
+    enc_keys = [k for k in final if k.startswith("encoders.")]
     assert enc_keys and all(torch.equal(final[k], pretrained[k]) for k in enc_keys)
+    agg_keys = [k for k in final if k.startswith("aggregator.")]
+    same = [torch.equal(final[k], pretrained[k]) for k in agg_keys]
+    assert all(same) if not train_aggregator else not all(same)
     assert isinstance(res.model, CroSSL) and isinstance(res.model.cfg, ModelConfig)
 
 
@@ -94,3 +98,17 @@ def test_bad_config_is_a_usage_error() -> None:
         TrainConfig(encoder="resnet")
     with pytest.raises(UsageError, match="label-fraction"):
         TrainConfig(label_fraction=0)
+
+
+def test_shared_pretraining_gives_the_standalone_run(tmp_path: Path) -> None:
+    alone = train_run(TrainConfig(mode="fine", **FAST), tmp_path / "alone")
+    pre = train_run(TrainConfig(mode="ssl", **{**FAST, "epochs": 0}), tmp_path / "pre")
+    shared = train_run(TrainConfig(mode="fine", **FAST), tmp_path / "shared",
+                       pretrained=pre.model.state_dict())
+    a, b = _weights(tmp_path / "alone"), _weights(tmp_path / "shared")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert shared.history["downstream"] == [
+        {**e, "seconds": s["seconds"], "windows_per_s": s["windows_per_s"]}
+        for e, s in zip(alone.history["downstream"], shared.history["downstream"], strict=True)
+    ]
+    assert "pretrain" not in shared.history

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from crossl_edge.cli.common import echo_json, progress
+from crossl_edge.cli.common import echo_json
+
+if TYPE_CHECKING:
+    from crossl_edge.train.progress import Reporter
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -21,6 +28,70 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
         except ValueError:
             out[key] = value
     return out
+
+
+class _BarReporter:
+    """The rich bars on a terminal: one over all epochs (loss, ETA), one over the epoch's steps."""
+
+    def __init__(self, console: object) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        )
+
+    def __enter__(self) -> _BarReporter:
+        self.bar.__enter__()
+        self.epochs = self.bar.add_task("training", total=None, info="")
+        self.steps = self.bar.add_task("steps", total=None, info="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def plan(self, phases: list[tuple[str, int]], *, chosen: tuple[str, ...] = ()) -> None:
+        for sentence in chosen:
+            self.bar.console.print(sentence, highlight=False)
+        self.bar.update(self.epochs, total=sum(n for _, n in phases))
+
+    def step(self, phase: str, epoch: int, step: int, steps: int) -> None:
+        self.bar.update(self.steps, completed=step, total=steps,
+                        description=f"{phase} epoch {epoch + 1}")
+
+    def epoch(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
+        info = f"loss {logs['train_loss']:.3f} val {logs['val_loss']:.3f} " \
+               f"{logs['windows_per_s']:,.0f} windows/s"
+        self.bar.update(self.epochs, advance=1, description=phase, info=info)
+
+
+@contextmanager
+def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
+    """A rich bar (epochs and steps) on a terminal; plain lines per epoch otherwise."""
+    from crossl_edge.train.progress import LineReporter, Reporter
+
+    if not enabled:
+        yield Reporter()
+        return
+    stream = sys.stderr if to_stderr else sys.stdout
+    if stream.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:  # rich absent: plain lines
+            pass
+        else:
+            with _BarReporter(Console(file=stream)) as bar:
+                yield bar
+            return
+    yield LineReporter(lambda line: click.echo(line, err=to_stderr))
 
 
 @click.command("train")
@@ -51,7 +122,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
     type=click.Choice(["ssl", "fine", "sup"]),
     default="fine",
     show_default=True,
-    help="ssl: frozen backbone; fine: fine-tune; sup: no pretraining.",
+    help="ssl: frozen encoders; fine: fine-tune; sup: no pretraining.",
 )
 @click.option(
     "--encoder",
@@ -63,12 +134,28 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
     "--masking", type=click.Choice(["spatial", "random"]), default="spatial", show_default=True
 )
 @click.option("--coverage", default=0.9, show_default=True, help="Keep probability per latent.")
-@click.option("--pretrain-epochs", default=50, show_default=True)
-@click.option("--epochs", default=50, show_default=True, help="Downstream epochs.")
-@click.option("--patience", default=5, show_default=True, help="Early-stopping patience.")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option(
+    "--pretrain-epochs", type=int, default=None,
+    help="Default: 50 up to 2,000 training windows, else ~600 optimiser steps.",
+)
+@click.option(
+    "--epochs", type=int, default=None,
+    help="Downstream epochs. Default: 50 up to 2,000 windows, else ~600 optimiser steps.",
+)
+@click.option(
+    "--patience", type=int, default=None,
+    help="Early-stopping patience. Default: 5 up to 2,000 windows, else 3.",
+)
+@click.option(
+    "--batch-size", type=int, default=None,
+    help="Default: 8 up to 1,131 windows, else the power of two nearest windows/100 (at most 256).",
+)
 @click.option("--lr", default=1e-3, show_default=True, help="Downstream learning rate.")
 @click.option("--pretrain-lr", default=1e-3, show_default=True)
+@click.option(
+    "--lr-schedule", type=click.Choice(["auto", "constant", "cosine"]), default="auto",
+    show_default=True, help="auto: constant up to 2,000 windows, else warm-up + cosine decay.",
+)
 @click.option(
     "--label-fraction",
     default=1.0,
@@ -83,7 +170,24 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option(
+    "--ssl-head-masking",
+    default=0.8,
+    show_default=True,
+    help="ssl mode: share of training windows given a random subset of modalities.",
+)
+@click.option(
+    "--ssl-train-aggregator/--ssl-freeze-aggregator",
+    default=True,
+    show_default=True,
+    help="ssl mode: train the phone-side aggregator with the head on masked latents of the "
+    "frozen encoders, or freeze it too (the paper's linear evaluation).",
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto",
+    show_default=True, help="auto: bf16 autocast on CUDA, float32 on the CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
@@ -122,15 +226,9 @@ def train(
     import os
 
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
-    total = cfg.epochs + (0 if cfg.mode == "sup" else cfg.pretrain_epochs)
-    with progress("training", total, enabled=not as_json and main_rank) as advance:
-
-        def on_epoch(phase: str, epoch: int, logs: dict[str, float]) -> None:
-            advance(1, description=phase, info=f"val {logs['val_loss']:.3f}")
-
-        with removed_on_failure(out, unless=out / CHECKPOINT):  # no half-written run left
-            result = train_run(cfg, out, resume=resume, overwrite=overwrite,
-                               callbacks=[on_epoch])
+    with _reporter(enabled=main_rank, to_stderr=as_json) as reporter, \
+            removed_on_failure(out, unless=out / CHECKPOINT):  # no half-written run left
+        result = train_run(cfg, out, resume=resume, overwrite=overwrite, reporter=reporter)
     if not main_rank:
         return
     if as_json:

@@ -87,7 +87,7 @@ class CroSSL(nn.Module):
 
     def ssl_loss(
         self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """CroSSL pretraining: one encoder pass, two latent masks, VICReg between the views."""
         latents = self.encode(inputs)  # (B, M, D)
         b, m, d = latents.shape

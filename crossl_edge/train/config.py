@@ -9,6 +9,8 @@ from crossl_edge.errors import UsageError
 
 MODES = ("ssl", "fine", "sup")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 autocast on CUDA, float32 on the CPU
+LR_SCHEDULES = ("auto", "constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,12 @@ class TrainConfig:
     masking: str = "spatial"
     coverage: float = 0.9
     latent_dim: int = 96
-    pretrain_epochs: int = 50
-    epochs: int = 50
-    patience: int = 5
-    batch_size: int = 8
+    # None / "auto": chosen from the number of training windows (crossl_edge.train.schedule)
+    pretrain_epochs: int | None = None
+    epochs: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    lr_schedule: str = "auto"
     lr: float = 1e-3
     pretrain_lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -36,6 +40,9 @@ class TrainConfig:
     modality_dropout: float = 0.1
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
+    ssl_head_masking: float = 0.8  # ssl mode: share of head windows given a random modality subset
+    ssl_train_aggregator: bool = True  # ssl mode: train the phone-side aggregator with the head
     workers: int = 0
 
     def __post_init__(self) -> None:
@@ -59,9 +66,21 @@ class TrainConfig:
             raise UsageError("--coverage must be in (0, 1].")
         if not 0 <= self.modality_dropout < 1:
             raise UsageError("--modality-dropout must be in [0, 1).")
-        if self.batch_size < 2:
+        if self.precision not in PRECISIONS:
+            raise UsageError(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}."
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(
+                f"unknown lr schedule {self.lr_schedule!r}; choose one of "
+                f"{', '.join(LR_SCHEDULES)}."
+            )
+        if not 0 <= self.ssl_head_masking <= 1:
+            raise UsageError("--ssl-head-masking must be in [0, 1].")
+        if self.batch_size is not None and self.batch_size < 2:
             raise UsageError("--batch-size must be at least 2 (VICReg needs a batch variance).")
-        if min(self.epochs, self.pretrain_epochs, self.patience) < 0:
+        given = [v for v in (self.epochs, self.pretrain_epochs, self.patience) if v is not None]
+        if given and min(given) < 0:
             raise UsageError("epochs and patience must be non-negative.")
 
     def to_json(self) -> dict[str, Any]:

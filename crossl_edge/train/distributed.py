@@ -20,6 +20,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str = "gloo"
 
     @property
     def enabled(self) -> bool:
@@ -33,13 +34,23 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    @property
+    def reduce_device(self) -> torch.device:
+        """Where collective tensors must live: NCCL reduces CUDA tensors only, gloo CPU ones."""
+        return reduce_device(self.backend, local_rank=self.local_rank)
+
     def all_reduce_mean(self, value: float) -> float:
-        """Average a scalar over ranks (used for validation metrics)."""
+        """Average a scalar over ranks (used for validation metrics), on the backend's device."""
         if not self.enabled:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.reduce_device)
         dist.all_reduce(t)
         return float(t.item() / self.world_size)
+
+
+def reduce_device(backend: str, *, local_rank: int = 0) -> torch.device:
+    """The device a ``backend`` collective needs: this rank's GPU for nccl, else the CPU."""
+    return torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
 
 
 def average_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
@@ -60,7 +71,12 @@ def init_distributed(device: torch.device) -> DistContext:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
-    ctx = DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    ctx = DistContext(
+        dist.get_rank(),
+        dist.get_world_size(),
+        int(os.environ.get("LOCAL_RANK", 0)),
+        str(dist.get_backend()),
+    )
     log.info("DDP rank %d/%d (%s)", ctx.rank, ctx.world_size, dist.get_backend())
     return ctx
 

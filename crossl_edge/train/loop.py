@@ -23,6 +23,8 @@ from crossl_edge.model.masking import latent_mask
 from crossl_edge.train import checkpoint
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, average_buffers, shard_indices
+from crossl_edge.train.progress import Reporter
+from crossl_edge.train.schedule import PhasePlan, lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +68,18 @@ class _SSLStep(nn.Module):
 
 
 class _ClassifyStep(nn.Module):
-    """Wraps classification with a presence mask as a forward() for DDP."""
+    """Wraps classification with a presence mask as a forward() for DDP.
 
-    def __init__(self, model: CroSSL) -> None:
+    With ``latents=True`` the inputs are precomputed latents (B, M, D): the frozen ``ssl`` mode
+    encodes the data once and trains the head on masked latents only."""
+
+    def __init__(self, model: CroSSL, *, latents: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.latents = model, latents
 
-    def forward(self, inputs: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: Any, present: torch.Tensor) -> torch.Tensor:
+        if self.latents:
+            return self.model.classify(inputs, present)
         return self.model(inputs, present)
 
 
@@ -89,9 +96,10 @@ class LoopState:
     optimizer: dict[str, Any] | None = None
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` for precision bf16 (or auto on CUDA); otherwise float32."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -108,28 +116,57 @@ def _wrap(step: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(step, device_ids=ids)
 
 
-def _present(
-    batch: int, m: int, *, drop: float, gen: torch.Generator, device: torch.device
+def random_subsets(batch: int, m: int, *, gen: torch.Generator) -> torch.Tensor:
+    """(B, M) presence of a uniformly drawn non-empty modality subset per window."""
+    code = torch.randint(1, 2**m, (batch, 1), generator=gen)  # (B, 1), never 0
+    return ((code >> torch.arange(m)) & 1).float()  # (B, M)
+
+
+def presence(
+    batch: int, m: int, *, drop: float, subsets: float, gen: torch.Generator,
+    device: torch.device,
 ) -> torch.Tensor:
-    if drop <= 0:
+    """Training presence (B, M): a random subset for a ``subsets`` share of windows, else each
+    modality dropped with probability ``drop`` (never all)."""
+    if drop <= 0 and subsets <= 0:
         return torch.ones(batch, m, device=device)
-    return latent_mask(batch, m, 1, coverage=1 - drop, generator=gen, device=device)[:, :, 0]
+    out = latent_mask(batch, m, 1, coverage=1 - drop, generator=gen)[:, :, 0]
+    if subsets > 0:
+        pick = torch.rand(batch, 1, generator=gen) < subsets  # (B, 1)
+        out = torch.where(pick, random_subsets(batch, m, gen=gen), out)
+    return out.to(device)
+
+
+@torch.no_grad()
+def encode_all(model: CroSSL, t: Tensors, precision: str, *, batch: int = 512) -> Tensors:
+    """Frozen-backbone latents (N, M, D) of a split, as a Tensors with one 'latents' input."""
+    model.eval()
+    out = []
+    with autocast(t.labels.device, precision):
+        for s in range(0, len(t), batch):
+            idx = np.arange(s, min(s + batch, len(t)))
+            out.append(model.encode(t.take(idx)[0]).float())
+    return Tensors({"latents": torch.cat(out)}, t.labels)
 
 
 @torch.no_grad()
 def _val_ssl(model: CroSSL, val: Tensors, cfg: TrainConfig, device: torch.device) -> float:
     model.eval()
     gen = torch.Generator().manual_seed(cfg.seed + 99991)  # fixed masks: comparable across epochs
-    with _autocast(device):
+    with autocast(device, cfg.precision):
         loss, _ = model.ssl_loss(val.inputs, generator=gen)
     return float(loss)
 
 
 @torch.no_grad()
-def _val_ce(model: CroSSL, val: Tensors, device: torch.device) -> float:
+def _val_ce(model: CroSSL, val: Tensors, cfg: TrainConfig, device: torch.device) -> float:
     model.eval()
-    with _autocast(device):
-        logits = model(val.inputs)
+    with autocast(device, cfg.precision):
+        if "latents" in val.inputs:
+            m = val.inputs["latents"].shape[1]
+            logits = model.classify(val.inputs["latents"], torch.ones(len(val), m, device=device))
+        else:
+            logits = model(val.inputs)
     return float(F.cross_entropy(logits.float(), val.labels))
 
 
@@ -138,6 +175,7 @@ def run_phase(
     *,
     model: CroSSL,
     cfg: TrainConfig,
+    plan: PhasePlan,
     train: Tensors,
     val: Tensors,
     state: LoopState,
@@ -145,25 +183,34 @@ def run_phase(
     ctx: DistContext,
     run_dir: Path,
     callbacks: list[EpochCallback],
+    reporter: Reporter | None = None,
 ) -> LoopState:
     """Train one phase ('pretrain' or 'downstream') to early stopping, checkpointing each epoch."""
+    reporter = reporter or Reporter()
     frozen = phase == "downstream" and cfg.mode == "ssl"
+    subsets = cfg.ssl_head_masking if frozen else 0.0
     if phase == "pretrain":
         params = [p for n, p in model.named_parameters() if not n.startswith("head.")]
         step: nn.Module = _SSLStep(model)
-        lr, epochs = cfg.pretrain_lr, cfg.pretrain_epochs
+        lr, epochs = cfg.pretrain_lr, plan.epochs
     else:
-        for p in [*model.encoders.parameters(), *model.aggregator.parameters()]:
+        for p in model.encoders.parameters():
             p.requires_grad_(not frozen)
+        for p in model.aggregator.parameters():
+            p.requires_grad_(not frozen or cfg.ssl_train_aggregator)
         params = [p for p in model.parameters() if p.requires_grad]
-        step = _ClassifyStep(model)
-        lr, epochs = cfg.lr, cfg.epochs
+        step = _ClassifyStep(model, latents=frozen)
+        lr, epochs = cfg.lr, plan.epochs
+        if frozen and state.epoch < epochs:  # a fixed backbone: encode once, train the head
+            train = encode_all(model, train, cfg.precision)
+            val = encode_all(model, val, cfg.precision)
     wrapped = _wrap(step, ctx, device)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     if state.optimizer is not None:
         opt.load_state_dict(state.optimizer)
     m = len(model.cfg.modalities)
-    while state.epoch < epochs and state.bad_epochs < max(cfg.patience, 1):
+    n_steps = plan.steps_per_epoch(world_size=ctx.world_size)
+    while state.epoch < epochs and state.bad_epochs < max(plan.patience, 1):
         epoch = state.epoch
         torch.manual_seed(cfg.seed * 100_003 + epoch * 7 + (phase == "downstream"))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -172,41 +219,50 @@ def run_phase(
             _set_dropout(model.encoders, active=False)  # the official code pretrains without it
         if frozen:
             model.encoders.eval()
-            model.aggregator.eval()
+            model.aggregator.train(cfg.ssl_train_aggregator)
         order = shard_indices(
             len(train), epoch=epoch, seed=cfg.seed + (phase == "downstream"), ctx=ctx
         )
-        t0, seen, total = time.perf_counter(), 0, 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
+        t0, seen = time.perf_counter(), 0
+        total = torch.zeros((), device=device)  # summed on the device, read once per epoch
+        for i, start in enumerate(range(0, len(order), plan.batch_size)):
+            idx = order[start : start + plan.batch_size]
             if len(idx) < 2:
                 continue
+            factor = lr_factor(plan, step=epoch * n_steps + i, total_steps=epochs * n_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
             inputs, labels = train.take(idx)
-            with _autocast(device):
+            with autocast(device, cfg.precision):
                 if phase == "pretrain":
                     loss = wrapped(inputs, gen)
                 else:
-                    present = _present(
-                        len(idx), m, drop=cfg.modality_dropout, gen=gen, device=device
+                    present = presence(
+                        len(idx), m, drop=cfg.modality_dropout, subsets=subsets, gen=gen,
+                        device=device,
                     )
-                    loss = F.cross_entropy(wrapped(inputs, present).float(), labels)
+                    x = inputs["latents"] if frozen else inputs
+                    loss = F.cross_entropy(wrapped(x, present).float(), labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            seen, total = seen + len(idx), total + float(loss.detach()) * len(idx)
+            seen, total = seen + len(idx), total + loss.detach().float() * len(idx)
+            reporter.step(phase, epoch, i + 1, n_steps)
+        train_loss = float(total) / max(seen, 1)  # the one host synchronisation of the epoch
         elapsed = time.perf_counter() - t0
         average_buffers(model, ctx)
         val_loss = (
             _val_ssl(model, val, cfg, device)
             if phase == "pretrain"
-            else _val_ce(model, val, device)
+            else _val_ce(model, val, cfg, device)
         )
         val_loss = ctx.all_reduce_mean(val_loss)
         logs = {
             "epoch": epoch,
-            "train_loss": total / max(seen, 1),
+            "train_loss": train_loss,
             "val_loss": val_loss,
             "windows_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
+            "seconds": time.perf_counter() - t0,
         }
         state.history.setdefault(phase, []).append(logs)
         if val_loss < state.best_metric - 1e-6:
@@ -220,8 +276,8 @@ def run_phase(
             save_state(run_dir, model, state)
         ctx.barrier()
         if ctx.is_main:
-            log.info("%s epoch %d: train %.4f val %.4f", phase, epoch, logs["train_loss"],
-                     val_loss)
+            log.info("%s epoch %d: train %.4f val %.4f", phase, epoch, train_loss, val_loss)
+            reporter.epoch(phase, epoch, logs)
         for cb in callbacks:
             cb(phase, epoch, logs)
     if state.best_state is not None:

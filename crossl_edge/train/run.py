@@ -23,6 +23,8 @@ from crossl_edge.train import checkpoint
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, init_distributed
 from crossl_edge.train.loop import EpochCallback, LoopState, Tensors, load_state, run_phase
+from crossl_edge.train.progress import Reporter
+from crossl_edge.train.schedule import Schedule, resolve
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,11 @@ def _check_out(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) ->
     return out.exists() and any(out.iterdir())
 
 
+def _phases(cfg: TrainConfig, schedule: Schedule, *, skip: bool) -> list[tuple[str, int]]:
+    down = [("downstream", schedule.downstream.epochs)]
+    return down if skip else [("pretrain", schedule.pretrain.epochs), *down]
+
+
 def train_run(
     cfg: TrainConfig,
     out: str | Path,
@@ -95,8 +102,13 @@ def train_run(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: list[EpochCallback] | None = None,
+    reporter: Reporter | None = None,
+    pretrained: dict[str, torch.Tensor] | None = None,
 ) -> RunResult:
-    """Train CroSSL per ``cfg`` into run directory ``out`` (resumable) and evaluate it on test."""
+    """Train CroSSL per ``cfg`` into run directory ``out`` (resumable) and evaluate it on test.
+
+    ``pretrained``: weights of a finished pretraining of the same data and model (e.g. from a run
+    with ``epochs=0``); pretraining is then skipped, so several downstream runs can share one."""
     out = Path(out)
     device = pick_device(cfg.device)
     ds = prepare_data(cfg)  # bad data fails here, before anything is written
@@ -111,6 +123,7 @@ def train_run(
     if cfg.label_fraction < 1:
         _, lab_idx = stratified_split(fit_w.labels, fraction=cfg.label_fraction, seed=cfg.seed + 1)
     mcfg = model_config(ds, cfg)
+    schedule = resolve(cfg, n_pretrain=len(fit_w), n_labelled=len(lab_idx))
     remove_old = _check_out(out, cfg, resume=resume, overwrite=overwrite)  # every rank checks
     ctx: DistContext = init_distributed(device)
     if remove_old and ctx.is_main:
@@ -120,26 +133,33 @@ def train_run(
         torch.cuda.set_device(device)
     torch.manual_seed(cfg.seed)
     model = CroSSL(mcfg).to(device)
-    meta = run_meta(
-        dataset=ds,
-        normalizer=norm,
-        train_cfg=cfg.to_json(),
-        model_cfg=mcfg.to_json(),
-        status="running",
-    )
+    meta = {
+        **run_meta(
+            dataset=ds,
+            normalizer=norm,
+            train_cfg=cfg.to_json(),
+            model_cfg=mcfg.to_json(),
+            status="running",
+        ),
+        "schedule": schedule.to_json(),
+    }
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_marker(out, "run")
         write_json(out / RUN_JSON, meta)
     ctx.barrier()
     ck = out / checkpoint.CHECKPOINT
-    first = "sup" if cfg.mode == "sup" else "pretrain"
+    skip_pretrain = cfg.mode == "sup" or pretrained is not None
+    if pretrained is not None and cfg.mode != "sup":
+        model.load_state_dict(pretrained)
     state = (
         load_state(out, model)
         if resume and ck.is_file()
-        else LoopState("downstream" if first == "sup" else "pretrain")
+        else LoopState("downstream" if skip_pretrain else "pretrain")
     )
     model.to(device)
+    reporter = reporter or Reporter()
+    reporter.plan(_phases(cfg, schedule, skip=skip_pretrain), chosen=schedule.chosen)
     kw = {
         "model": model,
         "cfg": cfg,
@@ -148,13 +168,20 @@ def train_run(
         "ctx": ctx,
         "run_dir": out,
         "callbacks": callbacks or [],
+        "reporter": reporter,
     }
     if state.phase == "pretrain":
-        state = run_phase("pretrain", train=Tensors.of(fit_w, device), state=state, **kw)
+        state = run_phase(
+            "pretrain", plan=schedule.pretrain, train=Tensors.of(fit_w, device), state=state, **kw
+        )
         state = LoopState("downstream", history=state.history)
     if state.phase == "downstream":
         state = run_phase(
-            "downstream", train=Tensors.of(fit_w.subset(lab_idx), device), state=state, **kw
+            "downstream",
+            plan=schedule.downstream,
+            train=Tensors.of(fit_w.subset(lab_idx), device),
+            state=state,
+            **kw,
         )
         state.phase = "done"
     model = model.cpu().eval()

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from crossl_edge.errors import UsageError
 from crossl_edge.metrics import cosine_rows, modality_subsets, presence_vector, scores
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,10 @@ class Targets:
     min_cosine: float = 0.99
     min_sqnr_db: float = 15.0
     max_f1_drop: float | None = None
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.min_cosine <= 1.0 or (self.max_f1_drop or 0.0) < 0:
+            raise UsageError("--min-cosine must lie in [-1, 1] and a F1 drop must be >= 0.")
 
 
 @dataclass

@@ -11,6 +11,7 @@ sweep is still a valid record of the runs it finished.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 import time
@@ -135,12 +136,20 @@ def main() -> None:
     p.add_argument("--encoders", default="crossl,edge")
     p.add_argument("--modes", default="ssl,fine,sup")
     p.add_argument("--name", default="deploy_protocol")
+    p.add_argument("--resume", action="store_true",
+                   help="Keep the runs already in benchmarks/results/NAME.json; do the rest.")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    plan = [(e, m, int(s)) for e in args.encoders.split(",") for m in args.modes.split(",")
-            for s in args.seeds.split(",")]
+    # seed-major: an interrupted sweep still covers every encoder and mode
+    plan = [(e, m, int(s)) for s in args.seeds.split(",") for e in args.encoders.split(",")
+            for m in args.modes.split(",")]
     rows: list[dict[str, Any]] = []
-    for enc, mode, seed in plan:
+    saved = RESULTS / f"{args.name}.json"
+    if args.resume and saved.is_file():
+        rows = [r for r in json.loads(saved.read_text())["runs"]
+                if (r["encoder"], r["mode"], r["seed"]) in plan]
+    done = {(r["encoder"], r["mode"], r["seed"]) for r in rows}
+    for enc, mode, seed in (x for x in plan if x not in done):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(one_run(Path(tmp), encoder=enc, mode=mode, seed=seed))

@@ -87,6 +87,7 @@ class Trial:
     scores: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     data: bytes = b""
+    tflm_rejected: bool = False    # passed, but TFLite Micro changed a calibration prediction
 
     def passes(self, t: Targets) -> bool:
         s = self.scores
@@ -159,6 +160,12 @@ def choose(trials: list[Trial], targets: Targets) -> tuple[Trial | None, str]:
         best = min(passing, key=lambda t: (t.scores["flips"], -t.scores["sqnr_db"]))
         return best, (f"no candidate was flip-free with SQNR >= {GOOD_SQNR_DB:g} dB; of "
                       f"{len(passing)} passing the thresholds, fewest flips then highest SQNR")
+    micro = [t for t in trials if t.tflm_rejected]
+    if micro:   # every passing candidate rounds a boundary window differently on TFLM
+        best = min(micro, key=lambda t: (t.scores["tflm"]["prediction_disagreements"],
+                                         t.scores["flips"], -t.scores["sqnr_db"]))
+        return best, ("every passing candidate had TFLite Micro change a calibration prediction "
+                      "vs LiteRT; fewest such changes, then fewest flips, then highest SQNR")
     return None, "no candidate met the thresholds"
 
 
@@ -172,5 +179,5 @@ def record(trials: list[Trial], chosen: Trial | None, why: str) -> dict[str, Any
 
 def best_effort(trials: list[Trial]) -> Trial | None:
     """The least bad candidate (for the failure report): highest SQNR among those that ran."""
-    ran = [t for t in trials if t.error is None]
+    ran = [t for t in trials if t.scores]
     return max(ran, key=lambda t: t.scores["sqnr_db"]) if ran else None

@@ -110,6 +110,7 @@ def search_tflite(scratch: Path, *, twin: Any, calib: np.ndarray, judge: Judge, 
             if t.scores["tflm"]["prediction_disagreements"]:
                 t.error = (f"TFLite Micro changes {t.scores['tflm']['prediction_disagreements']} "
                            "prediction(s) vs LiteRT")
+                t.tflm_rejected = True
                 continue
         if t.good(targets):
             break

@@ -1,7 +1,8 @@
 """Channels-last Keras twins of the PyTorch encoders and phone model, with the weights copied.
 
-LayerNorm is written out as (x - mu) * rsqrt(var + eps) * g + b so the int8 graph stays pure int8;
-PReLU stays a PRELU op; BatchNorm is folded into the preceding convolution.
+LayerNorm is written out as (x - mu) * rsqrt(var + eps) so the int8 graph stays pure int8; its
+affine and the PReLU after it become two affine branches, relu(n*g*c + b*c) + (n*g*a + b*a) with
+c = 1 - a (XNNPACK has no int8 PRELU); BatchNorm is folded into the preceding convolution.
 """
 
 from __future__ import annotations
@@ -49,16 +50,49 @@ def folded_torch_encoder(encoder: Any) -> Any:
     return enc
 
 
-def _written_layernorm(x: Any, gamma: np.ndarray, beta: np.ndarray, eps: float) -> Any:
-    """LayerNorm over the last axis as plain ops: MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL, ADD."""
+def _normalized(x: Any, eps: float) -> Any:
+    """(x - mean) * rsqrt(var + eps) over the last axis: MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL."""
     from keras import ops
 
     mu = ops.mean(x, axis=-1, keepdims=True)                    # (1, T, 1)
     d = ops.subtract(x, mu)                                     # (1, T, C)
     var = ops.mean(ops.multiply(d, d), axis=-1, keepdims=True)  # (1, T, 1)
-    r = ops.rsqrt(ops.add(var, np.float32(eps)))                # (1, T, 1)
-    y = ops.multiply(ops.multiply(d, r), gamma.astype(np.float32))
-    return ops.add(y, beta.astype(np.float32))
+    return ops.multiply(d, ops.rsqrt(ops.add(var, np.float32(eps))))
+
+
+def _affine(n: Any, gamma: np.ndarray, beta: np.ndarray) -> Any:
+    from keras import ops
+
+    return ops.add(ops.multiply(n, gamma.astype(np.float32)), beta.astype(np.float32))
+
+
+def _written_layernorm(x: Any, gamma: np.ndarray, beta: np.ndarray, eps: float) -> Any:
+    """LayerNorm over the last axis as plain ops (MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL x2, ADD)."""
+    return _affine(_normalized(x, eps), gamma, beta)
+
+
+def prelu_rewritable(slope: np.ndarray) -> bool:
+    """Whether PReLU(slope) after LayerNorm can become two affine branches (every slope < 1)."""
+    return bool((np.asarray(slope) < 1.0).all())
+
+
+def _layernorm_prelu(x: Any, gamma: np.ndarray, beta: np.ndarray, eps: float,
+                     slope: np.ndarray, *, name: str) -> Any:
+    """PReLU(LayerNorm(x)). With every slope a < 1: relu(c*y) + a*y for y = n*g + b, c = 1 - a,
+    each branch one MUL and one ADD (relu fused into the ADD); else LayerNorm then a PRELU op."""
+    import keras
+    from keras import ops
+
+    if not prelu_rewritable(slope):
+        prelu = keras.layers.PReLU(shared_axes=[1], name=name)
+        y = prelu(_written_layernorm(x, gamma, beta, eps))
+        prelu.set_weights([slope.reshape(1, -1)])
+        return y
+    n = _normalized(x, eps)
+    a = slope.astype(np.float64)
+    c = 1.0 - a
+    pos = ops.relu(_affine(n, gamma * c, beta * c))
+    return ops.add(pos, _affine(n, gamma * a, beta * a))
 
 
 def keras_encoder(encoder: Any, *, window: int, name: str = "encoder") -> Any:
@@ -79,11 +113,9 @@ def keras_encoder(encoder: Any, *, window: int, name: str = "encoder") -> Any:
         conv.set_weights([w.transpose(2, 1, 0), b] if batchnorm else [w.transpose(2, 1, 0)])
         if not batchnorm:
             ln = block.norm.norm
-            x = _written_layernorm(x, ln.weight.detach().numpy(), ln.bias.detach().numpy(),
-                                   float(ln.eps))
-            prelu = keras.layers.PReLU(shared_axes=[1], name=f"prelu{i}")
-            x = prelu(x)
-            prelu.set_weights([block.act.weight.detach().numpy().reshape(1, -1)])
+            x = _layernorm_prelu(x, ln.weight.detach().numpy().astype(np.float64),
+                                 ln.bias.detach().numpy().astype(np.float64), float(ln.eps),
+                                 block.act.weight.detach().numpy(), name=f"prelu{i}")
     out = keras.layers.GlobalAveragePooling1D(name="latent")(x)         # (1, D)
     return keras.Model(inp, out, name=name)
 

@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX float (dynamo exporter, one file) and ONNX int8 (ORT static QDQ, per-channel).
+"""PyTorch -> ONNX float (dynamo exporter, one file) and ONNX int8 (ORT static QDQ, configurable).
 
 Encoders take "window" (1, C, T) and give "latent" (1, D); calibration uses real normalized windows.
 """
@@ -82,7 +82,6 @@ def torch_to_onnx(module: Any, example: tuple[Any, ...], *, input_names: list[st
 def encoder_onnx(encoder: Any, *, channels: int, window: int) -> bytes:
     """Float ONNX of an encoder (BatchNorm folded): "window" (1, C, T) -> "latent" (1, D)."""
     import torch
-
     from crossl_edge.export.keras_twin import folded_torch_encoder
 
     enc = folded_torch_encoder(encoder)
@@ -112,26 +111,40 @@ class _Reader:
         raise NotImplementedError
 
 
-def encoder_onnx_int8(float_onnx: bytes, *, calibration: np.ndarray) -> bytes:
-    """Static QDQ int8 (per-channel weights, int8 activations, MinMax) of a float encoder ONNX."""
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def encoder_onnx_int8(float_onnx: bytes, *, calibration: np.ndarray, method: str = "minmax",
+                      per_channel: bool = True, symmetric_activations: bool = False,
+                      float_ops: tuple[str, ...] = (), int16_activations: bool = False) -> bytes:
+    """Static QDQ quantization of a float encoder ONNX (int8 weights; int8 or int16 activations).
+
+    ``method`` is ORT's CalibrationMethod (minmax, percentile, entropy); ``float_ops`` are op types
+    left unquantized (ORT runs them in float between DequantizeLinear and QuantizeLinear).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import CalibrationDataReader
+    from onnxruntime.quantization.registry import QDQRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+             "entropy": CalibrationMethod.Entropy}[method]
     reader_cls = type("Reader", (_Reader, CalibrationDataReader), {})
+    op_types = sorted(set(QDQRegistry) - set(float_ops)) if float_ops else None
     with tempfile.TemporaryDirectory() as d, _quiet():
         src, pre, dst = Path(d) / "f.onnx", Path(d) / "p.onnx", Path(d) / "q.onnx"
         src.write_bytes(float_onnx)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(dst), reader_cls(calibration, "window"),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": False,
-                                           "WeightSymmetric": True})
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt16 if int16_activations
+                            else QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=op_types, calibrate_method=calib,
+                            extra_options={"ActivationSymmetric": symmetric_activations,
+                                           "WeightSymmetric": True,
+                                           "CalibMovingAverage": False})
         except Exception as e:  # noqa: BLE001 - ORT raises many internal types
             raise CheckFailed(f"ONNX int8 quantization failed ({type(e).__name__}: {e}); "
                               "check the calibration windows.") from e
         return _clean(dst.read_bytes())
-

@@ -1,4 +1,4 @@
-"""Keras twin -> TFLite float32 and full-int8 (per-channel, int8 I/O, TFLITE_BUILTINS_INT8).
+"""Keras twin -> TFLite float32 and full-int8 (per-channel or per-tensor, int8 I/O, builtins int8).
 
 The representative dataset is the modality's own normalized training windows, channels-last.
 """
@@ -88,7 +88,8 @@ def representative(windows_nct: np.ndarray) -> Callable[[], Iterator[list[np.nda
     return gen
 
 
-def int8_converter(model: Any, *, window: int, channels: int, calibration: np.ndarray) -> Any:
+def int8_converter(model: Any, *, window: int, channels: int, calibration: np.ndarray,
+                   per_channel: bool = True) -> Any:
     """The configured full-int8 converter (exposed for the QuantizationDebugger)."""
     tf = import_tf()
     conv = converter_for(model, [("window", (1, window, channels))])
@@ -97,6 +98,7 @@ def int8_converter(model: Any, *, window: int, channels: int, calibration: np.nd
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel = not per_channel  # noqa: SLF001 - no public switch
     return conv
 
 
@@ -132,10 +134,11 @@ def encoder_tflite(model: Any, *, window: int, channels: int) -> bytes:
     return _convert(converter_for(model, [("window", (1, window, channels))]), "a float encoder")
 
 
-def encoder_tflite_int8(model: Any, *, window: int, channels: int,
-                        calibration: np.ndarray) -> bytes:
+def encoder_tflite_int8(model: Any, *, window: int, channels: int, calibration: np.ndarray,
+                        per_channel: bool = True) -> bytes:
     """Full-int8 TFLite of a Keras encoder twin, calibrated on normalized windows (N, C, T)."""
-    conv = int8_converter(model, window=window, channels=channels, calibration=calibration)
+    conv = int8_converter(model, window=window, channels=channels, calibration=calibration,
+                          per_channel=per_channel)
     return _convert(conv, "an int8 encoder")
 
 

@@ -145,3 +145,17 @@ def test_cli_errors_exit_2(tiny_bundle: Path, args: list[str], message: str) -> 
     p = cli("bench", *[str(tiny_bundle) if a == "BUNDLE" else a for a in args])
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_profile_per_op(tiny_bundle: Path) -> None:
+    res = run_bench(tiny_bundle, runtimes=["litert"], xnnpack=(True,), profile=True, **SHORT)
+    m = load_manifest(tiny_bundle)
+    assert [(p["model"], p["kind"]) for p in res.profiles] == [
+        (n, k) for n in m.names for k in ("tflite", "tflite_int8")]
+    for p in res.profiles:
+        assert p["runtime"] == "litert" and p["xnnpack"] is True and p["total_us"] > 0
+        assert [o["index"] for o in p["ops"]] == list(range(len(p["ops"])))
+        assert sum(t["count"] for t in p["by_type"]) == len(p["ops"])
+    obj = json.loads(json.dumps(res.to_json()))
+    assert obj["profiles"][0]["by_type"]
+    assert "per-op profile" in bench_report.format_result(obj)

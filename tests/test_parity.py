@@ -33,11 +33,15 @@ def test_parity_metrics(tiny_bundle: Path) -> None:
         for p in ("tflite_int8", "onnx_int8"):
             s = enc["int8"][p]
             assert 0.99 <= s["cosine_mean"] <= 1.0 and s["sqnr_db"] > 15
-        assert enc["tflm"]["max_lsb_vs_litert_builtin"] <= 1
+        assert enc["tflm"]["max_lsb_vs_litert_builtin"] <= 2
+    assert {row["tflm"]["agreement_with_litert"] for row in r.subsets} == {1.0}
+    assert set(r.schemes) == {"acc", "gyro"}
+    assert r.schemes["acc"]["tflite_int8"]["scheme"].startswith("minmax/")
     row = r.subsets[0]
     assert len(row["float"]["confusion"]) == 4 and "f1_drop" in row["tflite_int8"]
-    json.dumps(r.to_json())
-    assert "acc+gyro" in format_table(r)
+    assert json.loads(json.dumps(r.to_json()))["schemes"] == r.schemes
+    table = format_table(r)
+    assert "acc+gyro" in table and "scheme minmax/" in table and "tflm=litert" in table
 
 
 def test_parity_cli_report(tiny_bundle: Path, tmp_path: Path,
@@ -46,7 +50,8 @@ def test_parity_cli_report(tiny_bundle: Path, tmp_path: Path,
     code, out, _ = _cli(["parity", str(tiny_bundle), "--json", "--report", str(rep), *LOOSE],
                         capsys)
     assert code == 0 and json.loads(out)["passed"] is True
-    assert json.loads((rep / "parity.json").read_text())["subsets"]
+    saved = json.loads((rep / "parity.json").read_text())
+    assert saved["subsets"] and saved["schemes"]["gyro"]["onnx_int8"]["scheme"]
     assert (rep / "report.html").read_text().count("data:image/png;base64,") >= 3
 
 

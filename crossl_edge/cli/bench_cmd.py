@@ -44,13 +44,17 @@ def _onoff(text: str) -> tuple[bool, ...]:
 @click.option("--windows", type=int, default=5, show_default=True,
               help="Timing windows; the headline figure is the median of the window means.")
 @click.option("--quick", is_flag=True, help="A smoke run (0.3 s per row): figures are rough.")
+@click.option("--profile", is_flag=True,
+              help="Also profile each encoder .tflite per op (first TFLite runtime, first "
+                   "--threads and --xnnpack setting): where the time goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the result JSON here.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Latency box plots (PNG) here.")
 @click.option("--compare", nargs=2, type=click.Path(dir_okay=False), metavar="A.json B.json",
               help="Put two saved results side by side (e.g. a workstation and a Pi).")
 def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | None,
-              min_seconds: float, min_runs: int, windows: int, quick: bool, as_json: bool,
+              min_seconds: float, min_runs: int, windows: int, quick: bool, profile: bool,
+              as_json: bool,
               out: str | None, plot: str | None, compare: tuple[str, str] | None) -> None:
     """Time every encoder (float/int8, TFLite/ONNX) and the phone model on each runtime.
 
@@ -63,6 +67,7 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
     Example:
       crossl-edge bench bundle/ --threads 1,4 --out pi4.json --plot pi4.png
       crossl-edge bench bundle/ --quick --runtime litert
+      crossl-edge bench bundle/ --runtime litert --xnnpack on --profile
       crossl-edge bench --compare laptop.json pi4.json
     """
     from crossl_edge.runtime import bench_report as report
@@ -92,7 +97,7 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
         raise UsageError("--runtime needs at least one name, e.g. litert,onnxruntime.")
     result = run_bench(bundle, threads=_ints(threads), xnnpack=_onoff(xnnpack), runtimes=names,
                        min_seconds=min_seconds, min_runs=min_runs, windows=windows, quick=quick,
-                       progress=lambda msg: click.echo(f"  {msg}", err=True))
+                       profile=profile, progress=lambda msg: click.echo(f"  {msg}", err=True))
     obj = result.to_json()
     if out:
         write_json(out, obj)

@@ -17,17 +17,29 @@ from crossl_edge.cli.common import echo_json, progress
               help="Training windows used to calibrate int8 (default: all of them).")
 @click.option("--data", type=click.Path(), default=None,
               help="Dataset path in place of the one recorded in the run.")
+@click.option("--min-cosine", type=float, default=0.99, show_default=True,
+              help="Mean latent cosine an int8 scheme must reach on the calibration windows.")
+@click.option("--min-sqnr-db", type=float, default=15.0, show_default=True,
+              help="Latent SQNR (dB) an int8 scheme must reach on the calibration windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | None,
-               as_json: bool) -> None:
+               min_cosine: float, min_sqnr_db: float, as_json: bool) -> None:
     """Export RUN's encoders (ONNX/TFLite, float/int8) and phone model to a bundle.
+
+    Each int8 format is searched over quantization schemes (input clipping, per-channel or
+    per-tensor, ORT calibration method, symmetric or int16 activations, LayerNorm in float);
+    the chosen scheme and why are in manifest.json under quantization.scheme. When no scheme
+    reaches the thresholds nothing is exported and OUT.export-report.json names the worst layer.
 
     \b
     Example:
       crossl-edge export runs/basicmotions --out bundle --calibration-windows 32
     """
-    from crossl_edge.manifest import to_json
+    import json
+    from pathlib import Path
+
     from crossl_edge.export.bundle import export_bundle
+    from crossl_edge.export.schemes import Targets
 
     from crossl_edge.outputs import prepare_output
 
@@ -35,9 +47,10 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
     t0 = time.perf_counter()
     with progress("export", None, enabled=not as_json) as advance:
         m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,
-                          progress=advance)
+                          progress=advance, targets=Targets(min_cosine, min_sqnr_db))
+    obj = json.loads((Path(out) / "manifest.json").read_text())
     if as_json:
-        echo_json(to_json(m))
+        echo_json(obj)
         return
     click.echo(f"{'modality':<10} {'int8 tflite':>12} {'int8 onnx':>10} {'MACs':>10} "
                f"{'TFLM arena':>11} {'ops'}")
@@ -47,6 +60,11 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
         click.echo(f"{e.name:<10} {s['size_bytes']['tflite_int8']:>12} "
                    f"{s['size_bytes']['onnx_int8']:>10} {s['macs']:>10} {arena:>11} "
                    f"{','.join(s['tflite_int8_ops'])}")
+    for mod in obj["modalities"]:
+        for fmt, rec in sorted(mod["quantization"].get("scheme", {}).items()):
+            if isinstance(rec, dict) and "chosen" in rec:
+                click.echo(f"{mod['name']:<10} {fmt:<12} {rec['chosen']} "
+                           f"({len(rec['tried'])} tried: {rec['why']})")
     click.echo(f"bundle {out} (fingerprint {m.fingerprint:08x}) in "
                f"{time.perf_counter() - t0:.1f} s")
 

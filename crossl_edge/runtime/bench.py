@@ -116,13 +116,14 @@ class BenchResult:
     paths: list[PathBench]
     ratios: list[dict[str, Any]]
     notes: list[str]
+    profiles: list[dict[str, Any]] = field(default_factory=list)  # per-op, when asked
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "crossl-edge-bench", "version": 1, "bundle": self.bundle,
                 "settings": self.settings, "environment": self.environment,
                 "rows": [r.to_json() for r in self.rows],
                 "paths": [p.to_json() for p in self.paths],
-                "ratios": self.ratios, "notes": self.notes}
+                "ratios": self.ratios, "notes": self.notes, "profiles": self.profiles}
 
 
 def _open(runtime: str, path: Path, threads: int, xnnpack: bool | None) -> Any:
@@ -329,8 +330,10 @@ def phone_path(manifest: Manifest, latents: dict[str, np.ndarray], backend: str,
 def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
               xnnpack: Sequence[bool] = (True, False), runtimes: Sequence[str] | None = None,
               min_seconds: float = 10.0, min_runs: int = 10, windows: int = 5,
-              quick: bool = False, progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Benchmark every artifact of ``bundle`` on every runtime, plus the node and phone paths."""
+              quick: bool = False, profile: bool = False,
+              progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Benchmark every artifact of ``bundle`` on every runtime, plus the node and phone paths
+    (and, with ``profile``, the per-op cost of each encoder .tflite on the first TFLite runtime)."""
     manifest = load_manifest(bundle)
     if quick:
         min_seconds, windows = min(min_seconds, 0.3), min(windows, 3)
@@ -384,6 +387,16 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
         except Exception as e:  # noqa: BLE001 - report the failure, keep the other figures
             notes.append(f"{msg} failed: {type(e).__name__}: {e}")
             log.warning("%s failed: %s", msg, e)
+    profiles = []
+    tfl = next((r for r in compute if r in TFLITE_RUNTIMES), None)
+    if profile and tfl:
+        from crossl_edge.runtime.op_profile import profile_bundle
+
+        say(f"per-op profiles on {tfl}")
+        feeds = {m.name: {k: _encoder_feeds(m, raw[m.name][:1], k)[0][0]
+                          for k in ("tflite", "tflite_int8")} for m in manifest.modalities}
+        profiles = profile_bundle(manifest, feeds, runtime=tfl, threads=t0, xnnpack=x0,
+                                  runs=50 if quick else 300)
     env["loadavg_end"] = report.loadavg()
     settings = {"threads": list(threads), "xnnpack": list(xnnpack), "runtimes": names,
                 "min_seconds": min_seconds, "min_runs": min_runs, "windows": windows,
@@ -393,4 +406,4 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
                 "memory": report.MEMORY_NOTE}
     rows_json = [r.to_json() for r in rows]
     return BenchResult(str(bundle), settings, env, rows, paths, report.ratios(rows_json),
-                       notes + report.caveats(env))
+                       notes + report.caveats(env), profiles)

@@ -257,6 +257,10 @@ def format_result(res: dict[str, Any]) -> str:
                       [[q["comparison"], q["model"], q["kind"], q["runtime"], q["threads"],
                         _xnn(q["xnnpack"]), q["baseline"], f"{q['speedup']:.2f}x"]
                        for q in res["ratios"]])]
+    if res.get("profiles"):
+        from crossl_edge.runtime.op_profile import format_profiles
+
+        out += format_profiles(res["profiles"])
     out += ["", f"mem_KB: peak RSS growth while loading and warming up (TFLM: its measured "
             f"arena). {st['memory']}"] + [f"note: {n}" for n in res["notes"]]
     return "\n".join(out)

@@ -1,0 +1,183 @@
+"""Quantization schemes the exporter tries, how a candidate is judged, and which one is chosen.
+
+A candidate is judged on the calibration windows: latent cosine/SQNR vs float PyTorch, and the
+macro-F1 drop and prediction flips of the float phone model on every subset of modalities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from crossl_edge.errors import UsageError
+from crossl_edge.metrics import cosine_rows, modality_subsets, presence_vector, scores
+
+log = logging.getLogger(__name__)
+
+GOOD_SQNR_DB = 30.0   # a passing candidate with no flip and this SQNR ends the search early
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One way to quantize an encoder: calibration input clipping, granularity, ORT options."""
+
+    name: str
+    input_percentile: float = 100.0        # calibration windows clipped to [100 - p, p]
+    per_channel: bool = True               # per-channel weight scales (else per-tensor)
+    calibration: str = "minmax"            # ORT CalibrationMethod: minmax, percentile, entropy
+    symmetric_activations: bool = False    # ORT ActivationSymmetric
+    float_ops: tuple[str, ...] = ()        # ORT op types left in float (e.g. LayerNormalization)
+    int16_activations: bool = False        # ORT QInt16 activations (int8 weights)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "float_ops": list(self.float_ops)}
+
+
+def _tfl(p: float, *, per_channel: bool = True) -> Scheme:
+    tag = "per-channel" if per_channel else "per-tensor"
+    return Scheme(f"minmax/{tag}/input-p{p:g}", input_percentile=p, per_channel=per_channel)
+
+
+# Tried in this order; clipped calibration inputs first (the input range dominates the error).
+TFLITE_SCHEMES: tuple[Scheme, ...] = (
+    _tfl(99.5), _tfl(99.9), _tfl(99.0), _tfl(100.0), _tfl(98.0), _tfl(99.5, per_channel=False),
+)
+ONNX_SCHEMES: tuple[Scheme, ...] = (
+    Scheme("minmax/per-channel"),
+    Scheme("minmax/per-channel/layernorm-float", float_ops=("LayerNormalization",)),
+    Scheme("percentile/per-channel", calibration="percentile"),
+    Scheme("entropy/per-channel", calibration="entropy"),
+    Scheme("minmax/per-channel/symmetric", symmetric_activations=True),
+    Scheme("minmax/per-tensor", per_channel=False),
+    Scheme("minmax/per-channel/int16-activations", int16_activations=True),
+)
+
+
+def onnx_schemes(input_percentile: float) -> tuple[Scheme, ...]:
+    """The ORT candidates, calibrated with the input clipping the TFLite search chose."""
+    return tuple(dataclasses.replace(s, input_percentile=input_percentile) for s in ONNX_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a candidate must reach on the calibration windows (parity's latent defaults).
+
+    Prediction flips and the F1 drop rank the passing candidates; they gate only when
+    ``max_f1_drop`` is set (one flip among a few dozen calibration windows is several points).
+    """
+
+    min_cosine: float = 0.99
+    min_sqnr_db: float = 15.0
+    max_f1_drop: float | None = None
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.min_cosine <= 1.0 or (self.max_f1_drop or 0.0) < 0:
+            raise UsageError("--min-cosine must lie in [-1, 1] and a F1 drop must be >= 0.")
+
+
+@dataclass
+class Trial:
+    """One candidate: its scheme, its scores (or the error that stopped it), and its bytes."""
+
+    scheme: Scheme
+    scores: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    data: bytes = b""
+    tflm_rejected: bool = False    # passed, but TFLite Micro changed a calibration prediction
+
+    def passes(self, t: Targets) -> bool:
+        s = self.scores
+        return (self.error is None and s["cosine_mean"] >= t.min_cosine
+                and s["sqnr_db"] >= t.min_sqnr_db
+                and (t.max_f1_drop is None or s["max_f1_drop"] <= t.max_f1_drop + 1e-9))
+
+    def good(self, t: Targets) -> bool:
+        s = self.scores
+        return self.passes(t) and s["flips"] == 0 and s["sqnr_db"] >= GOOD_SQNR_DB
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scheme": self.scheme.name, "scores": self.scores, "error": self.error}
+
+
+@dataclass
+class Judge:
+    """Float latents of every modality on the calibration windows and the float phone model."""
+
+    model: Any                              # CroSSL (PyTorch), for its classify()
+    names: list[str]
+    reference: dict[str, np.ndarray]        # name -> (N, D) float latents
+    labels: np.ndarray                      # (N,)
+    n_classes: int
+
+    def predictions(self, subset: tuple[str, ...], swap: dict[str, np.ndarray]) -> np.ndarray:
+        """Phone-model predictions (N,) with ``swap``'s latents in place of the float ones."""
+        import torch
+
+        lat = np.stack([swap.get(n, self.reference[n]) for n in self.names], axis=1)
+        pres = np.repeat(presence_vector(self.names, subset)[None], len(lat), 0)
+        with torch.no_grad():
+            logits = self.model.classify(torch.from_numpy(lat.astype(np.float32)),
+                                         torch.from_numpy(pres))
+        return logits.numpy().argmax(-1)
+
+    def subsets(self, name: str) -> list[tuple[str, ...]]:
+        return [s for s in modality_subsets(self.names) if name in s]
+
+    def score(self, name: str, latents: np.ndarray) -> dict[str, Any]:
+        """Latent fidelity of ``latents`` (N, D) and the phone model's F1 drop / flips."""
+        ref = self.reference[name]
+        noise = float(((latents - ref) ** 2).sum())
+        sqnr = 10 * np.log10(float((ref ** 2).sum()) / noise) if noise > 0 else 99.0
+        cos = cosine_rows(latents, ref)
+        drops, flips = [], 0
+        for subset in self.subsets(name):
+            pf, pq = self.predictions(subset, {}), self.predictions(subset, {name: latents})
+            drops.append(float(scores(self.labels, pf, self.n_classes)["macro_f1"])
+                         - float(scores(self.labels, pq, self.n_classes)["macro_f1"]))
+            flips += int((pf != pq).sum())
+        return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+                "sqnr_db": float(min(sqnr, 99.0)), "max_f1_drop": max(drops), "flips": flips,
+                "windows": int(len(ref))}
+
+    def disagreements(self, name: str, a: np.ndarray, b: np.ndarray) -> int:
+        """Windows x subsets where latents ``a`` and ``b`` of ``name`` predict differently."""
+        return sum(int((self.predictions(s, {name: a}) != self.predictions(s, {name: b})).sum())
+                   for s in self.subsets(name))
+
+
+def choose(trials: list[Trial], targets: Targets) -> tuple[Trial | None, str]:
+    """The chosen trial and why: the first 'good' one, else the best passing one, else None."""
+    for t in trials:
+        if t.good(targets):
+            return t, (f"first candidate with no prediction flip on the calibration windows and "
+                       f"latent SQNR >= {GOOD_SQNR_DB:g} dB")
+    passing = [t for t in trials if t.passes(targets)]
+    if passing:
+        best = min(passing, key=lambda t: (t.scores["flips"], -t.scores["sqnr_db"]))
+        return best, (f"no candidate was flip-free with SQNR >= {GOOD_SQNR_DB:g} dB; of "
+                      f"{len(passing)} passing the thresholds, fewest flips then highest SQNR")
+    micro = [t for t in trials if t.tflm_rejected]
+    if micro:   # every passing candidate rounds a boundary window differently on TFLM
+        best = min(micro, key=lambda t: (t.scores["tflm"]["prediction_disagreements"],
+                                         t.scores["flips"], -t.scores["sqnr_db"]))
+        return best, ("every passing candidate had TFLite Micro change a calibration prediction "
+                      "vs LiteRT; fewest such changes, then fewest flips, then highest SQNR")
+    return None, "no candidate met the thresholds"
+
+
+def record(trials: list[Trial], chosen: Trial | None, why: str) -> dict[str, Any]:
+    """The manifest's record of a format's search: chosen scheme, why, and every candidate."""
+    return {"chosen": chosen.scheme.name if chosen else None,
+            "options": chosen.scheme.to_json() if chosen else None,
+            "why": why, "scores": chosen.scores if chosen else None,
+            "tried": [t.to_json() for t in trials]}
+
+
+def best_effort(trials: list[Trial]) -> Trial | None:
+    """The least bad candidate (for the failure report): highest SQNR among those that ran."""
+    ran = [t for t in trials if t.scores]
+    return max(ran, key=lambda t: t.scores["sqnr_db"]) if ran else None

@@ -1,0 +1,204 @@
+"""The exporter's search over quantization schemes, per format, on the calibration windows.
+
+TFLite candidates also run on TFLite Micro: a few LSB of rounding difference is a measured note,
+a changed prediction disqualifies the candidate. Ranks the int8 layers when nothing passes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from crossl_edge.export.schemes import (
+    TFLITE_SCHEMES,
+    Judge,
+    Scheme,
+    Targets,
+    Trial,
+    choose,
+    onnx_schemes,
+)
+
+from crossl_edge.atomic import write_bytes
+from crossl_edge.errors import CheckFailed
+from crossl_edge.manifest import QParams
+from crossl_edge.runtime.backends import run_each
+
+log = logging.getLogger(__name__)
+
+TOP_LAYERS = 5
+
+
+class SearchFailed(CheckFailed):
+    """No scheme met the targets; ``report`` says what was tried and which layers are to blame."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def tflite_int8_latents(path: Path, windows: np.ndarray, *, xnnpack: bool = True,
+                        ) -> tuple[np.ndarray, np.ndarray, QParams, QParams]:
+    """Run an int8 .tflite on normalized windows (N, C, T) -> (float latents, int8 latents,
+    input qparams, latent qparams)."""
+    from crossl_edge.runtime.backends import TFLiteRunner
+
+    r = TFLiteRunner(path, xnnpack=xnnpack)
+    i, o = r.inputs[0], r.outputs[0]
+    qin, qlat = QParams(i.scale, i.zero_point), QParams(o.scale, o.zero_point)
+    y = run_each(r, qin.quantize(windows.transpose(0, 2, 1)))
+    return qlat.dequantize(y), y, qin, qlat
+
+
+def _structure_error(q: bytes) -> str | None:
+    from crossl_edge.export import tflite_export
+
+    bad = tflite_export.float_tensor_ops(q)
+    if bad:
+        return f"still computes in float ({', '.join(bad)}): not runnable on an int8-only MCU"
+    custom = [op for op in tflite_export.builtin_ops(q) if op.startswith("CUSTOM")]
+    return f"uses custom ops {custom} that TFLite Micro lacks" if custom else None
+
+
+def tflm_tolerance(path: Path, windows: np.ndarray, judge: Judge, name: str) -> dict[str, Any]:
+    """TFLite Micro vs LiteRT on ``windows``: LSB differences and prediction disagreements."""
+    from crossl_edge.export import tflm
+
+    lat_x, q_x, qin, qlat = tflite_int8_latents(path, windows)
+    _, q_b, _, _ = tflite_int8_latents(path, windows, xnnpack=False)
+    micro = tflm.run_tflm(path, qin.quantize(windows.transpose(0, 2, 1))[:, None])[:, 0]
+    diff = np.abs(micro.astype(int) - q_b.astype(int))
+    return {"max_lsb_vs_litert_builtin": int(diff.max()),
+            "max_lsb_vs_litert_xnnpack": int(np.abs(micro.astype(int) - q_x).max()),
+            "latents_differing": float((diff > 0).mean()),
+            "prediction_disagreements": judge.disagreements(name, qlat.dequantize(micro), lat_x),
+            "windows": int(len(windows)), "version": tflm.tflm_version()}
+
+
+def search_tflite(scratch: Path, *, twin: Any, calib: np.ndarray, judge: Judge, name: str,
+                  targets: Targets, log_step: Callable[[str], None]) -> tuple[list[Trial],
+                                                                              Trial | None, str]:
+    """Try TFLITE_SCHEMES in order until one is good; returns (trials, chosen, why)."""
+    from crossl_edge.export import tflite_export, tflm
+
+    trials: list[Trial] = []
+    for s in TFLITE_SCHEMES:
+        t = Trial(s)
+        trials.append(t)
+        try:
+            t.data = tflite_export.encoder_tflite_int8(
+                twin, window=calib.shape[2], channels=calib.shape[1], per_channel=s.per_channel,
+                calibration=tflite_export.clip_percentile(calib, s.input_percentile))
+        except CheckFailed as e:
+            t.error = str(e)
+            continue
+        t.error = _structure_error(t.data)
+        if t.error:
+            continue
+        write_bytes(scratch, t.data)
+        t.scores = judge.score(name, tflite_int8_latents(scratch, calib)[0])
+        log_step(f"{name}: tflite int8 {s.name} SQNR {t.scores['sqnr_db']:.1f} dB, "
+                 f"{t.scores['flips']} flip(s)")
+        if t.passes(targets) and tflm.tflm_available():
+            t.scores["tflm"] = tflm_tolerance(scratch, calib, judge, name)
+            if t.scores["tflm"]["prediction_disagreements"]:
+                t.error = (f"TFLite Micro changes {t.scores['tflm']['prediction_disagreements']} "
+                           "prediction(s) vs LiteRT")
+                t.tflm_rejected = True
+                continue
+        if t.good(targets):
+            break
+    chosen, why = choose(trials, targets)
+    return trials, chosen, why
+
+
+def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: Judge, name: str,
+                input_percentile: float, targets: Targets,
+                log_step: Callable[[str], None]) -> tuple[list[Trial], Trial | None, str]:
+    """Try the ORT schemes in order until one is good; returns (trials, chosen, why)."""
+    from crossl_edge.export import onnx_export, tflite_export
+
+    from crossl_edge.runtime.backends import OnnxRunner
+
+    clipped = tflite_export.clip_percentile(calib, input_percentile)
+    trials: list[Trial] = []
+    for s in onnx_schemes(input_percentile):
+        t = Trial(s)
+        trials.append(t)
+        try:
+            t.data = onnx_export.encoder_onnx_int8(
+                float_onnx, calibration=clipped, method=s.calibration, per_channel=s.per_channel,
+                symmetric_activations=s.symmetric_activations, float_ops=s.float_ops,
+                int16_activations=s.int16_activations)
+            write_bytes(scratch, t.data)
+            lat = run_each(OnnxRunner(scratch), calib)
+        except Exception as e:  # noqa: BLE001 - one failing candidate must not stop the search
+            t.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
+        t.scores = judge.score(name, lat)
+        log_step(f"{name}: onnx int8 {s.name} SQNR {t.scores['sqnr_db']:.1f} dB, "
+                 f"{t.scores['flips']} flip(s)")
+        if t.good(targets):
+            break
+    chosen, why = choose(trials, targets)
+    return trials, chosen, why
+
+
+def worst_layers(twin: Any, calib: np.ndarray, scheme: Scheme,
+                 top: int = TOP_LAYERS) -> list[dict[str, Any]]:
+    """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
+    TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
+    from crossl_edge.export.tflite_export import (
+        clip_percentile,
+        import_tf,
+        int8_converter,
+        quiet_stderr,
+        representative,
+    )
+
+    tf = import_tf()
+    x = clip_percentile(calib, scheme.input_percentile)
+    conv = int8_converter(twin, window=calib.shape[2], channels=calib.shape[1], calibration=x,
+                          per_channel=scheme.per_channel)
+    dbg = tf.lite.experimental.QuantizationDebugger(converter=conv,
+                                                    debug_dataset=representative(x))
+    with quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dbg.run()
+    buf = io.StringIO()
+    dbg.layer_statistics_dump(buf)
+    rows = []
+    for r in csv.DictReader(io.StringIO(buf.getvalue())):
+        scale = float(r.get("scale") or 0) or 1.0
+        rows.append({"op": r.get("op_name"), "tensor": r.get("tensor_name"),
+                     "rmse_over_scale": float(r.get("mean_squared_error") or 0) ** 0.5 / scale})
+    rows.sort(key=lambda r: -r["rmse_over_scale"])
+    return rows[:top]
+
+
+def failure_report(name: str, fmt: str, trials: list[Trial], targets: Targets, *, twin: Any,
+                   calib: np.ndarray) -> SearchFailed:
+    """The error to raise when no scheme passed, with the worst layers of the best candidate."""
+    from crossl_edge.export.schemes import best_effort, record
+
+    best = best_effort(trials)
+    try:
+        layers = worst_layers(twin, calib, best.scheme if best else TFLITE_SCHEMES[0])
+    except Exception as e:  # noqa: BLE001 - the report must still be written
+        log.warning("could not rank the layers of %s: %s", name, e)
+        layers = [{"error": f"{type(e).__name__}: {e}"}]
+    worst = layers[0].get("tensor") or layers[0].get("error", "?")
+    best_txt = (f"best {best.scheme.name}: cosine {best.scores['cosine_mean']:.4f}, SQNR "
+                f"{best.scores['sqnr_db']:.1f} dB, F1 drop {best.scores['max_f1_drop']:.3f}"
+                if best else "no candidate ran")
+    report = {"modality": name, "format": fmt, "targets": vars(targets), "best": best_txt,
+              "worst_layers": layers, "search": record(trials, None, "no candidate met the "
+                                                       "thresholds")}
+    return SearchFailed(f"no quantization scheme brings {name} {fmt} within the thresholds "
+                        f"({len(trials)} tried; {best_txt}); the worst layer is {worst}", report)

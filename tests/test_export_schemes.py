@@ -1,0 +1,173 @@
+"""Export's scheme search: the manifest record, the failure report, the ORT options, the Keras
+twin's PReLU rewrite, TFLite Micro tolerance, and the per-op profile used by `bench --profile`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossl_edge.errors import CheckFailed
+
+
+def test_manifest_records_the_chosen_scheme(tiny_bundle: Path) -> None:
+    from crossl_edge.export.schemes import TFLITE_SCHEMES, onnx_schemes
+
+    obj = json.loads((tiny_bundle / "manifest.json").read_text())
+    for mod in obj["modalities"]:
+        rec = mod["quantization"]["scheme"]
+        assert set(mod["quantization"]) == {"input", "latent", "scheme"}
+        tfl, onx = rec["tflite_int8"], rec["onnx_int8"]
+        assert tfl["chosen"] in [s.name for s in TFLITE_SCHEMES] and tfl["why"]
+        pct = tfl["options"]["input_percentile"]
+        assert onx["chosen"] in [s.name for s in onnx_schemes(pct)]
+        assert onx["options"]["input_percentile"] == pct
+        assert mod["stats"]["calibration_input_percentile"] == pct
+        for r in (tfl, onx):
+            assert r["tried"][-1]["scheme"] == r["chosen"] or r["scores"]["flips"] > 0
+            assert r["scores"]["cosine_mean"] >= 0.99 and r["scores"]["sqnr_db"] >= 15
+            assert r["scores"]["windows"] == obj["calibration"]["windows"]
+        assert tfl["scores"]["tflm"]["prediction_disagreements"] == 0
+
+
+def test_no_scheme_passes_writes_the_report(tiny_edge_run: Path, tmp_path: Path) -> None:
+    from crossl_edge.export.bundle import export_bundle, failure_report_path
+    from crossl_edge.export.schemes import TFLITE_SCHEMES, Targets
+
+    out = tmp_path / "strict"
+    with pytest.raises(CheckFailed, match="no quantization scheme brings acc tflite_int8") as e:
+        export_bundle(tiny_edge_run, out, calibration_windows=8,
+                      targets=Targets(min_sqnr_db=99.0))
+    assert not out.exists()
+    report = failure_report_path(out)
+    assert str(report) in str(e.value)
+    rep = json.loads(report.read_text())
+    assert rep["modality"] == "acc" and rep["format"] == "tflite_int8"
+    assert len(rep["search"]["tried"]) == len(TFLITE_SCHEMES)
+    assert all(t["scores"]["sqnr_db"] < 99 for t in rep["search"]["tried"])
+    worst = rep["worst_layers"]
+    assert worst and worst[0]["rmse_over_scale"] >= worst[-1]["rmse_over_scale"] > 0
+    assert f"the worst layer is {worst[0]['tensor']}" in str(e.value)
+
+
+def test_judge_scores_flips_and_fidelity(tiny_run: Path) -> None:
+    from crossl_edge.export.bundle import make_judge
+
+    from crossl_edge.rundir import load_model, load_run_dataset
+
+    info, model = load_model(tiny_run)
+    train = info.normalizer.transform(load_run_dataset(info).train)
+    names = [m.name for m in info.modalities]
+    judge = make_judge(model, names, {n: train.data[n][:12] for n in names}, train.labels[:12])
+    same = judge.score("gyro", judge.reference["gyro"])
+    assert same["flips"] == 0 and same["cosine_mean"] == pytest.approx(1.0)
+    assert same["sqnr_db"] == 99.0 and same["max_f1_drop"] == 0.0
+    noisy = judge.reference["gyro"] + np.random.default_rng(0).standard_normal(
+        judge.reference["gyro"].shape).astype(np.float32) * 10
+    bad = judge.score("gyro", noisy)
+    assert bad["sqnr_db"] < 15 and bad["cosine_mean"] < 0.99
+    assert judge.disagreements("gyro", noisy, noisy) == 0
+    assert judge.disagreements("gyro", noisy, judge.reference["gyro"]) == bad["flips"]
+
+
+@pytest.fixture(scope="module")
+def acc_float_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory,
+                   ) -> tuple[Path, np.ndarray]:
+    from crossl_edge.export.onnx_export import encoder_onnx
+
+    from crossl_edge.rundir import load_model, load_run_dataset
+
+    info, model = load_model(tiny_run)
+    x = info.normalizer.transform(load_run_dataset(info).train).data["acc"][:8]
+    path = tmp_path_factory.mktemp("onnx") / "acc.onnx"
+    path.write_bytes(encoder_onnx(model.encoders["acc"], channels=3, window=x.shape[2]))
+    return path, x
+
+
+@pytest.mark.parametrize("options", [
+    {"method": "entropy"}, {"method": "percentile", "per_channel": False},
+    {"symmetric_activations": True, "float_ops": ("LayerNormalization",)},
+    {"int16_activations": True}])
+def test_ort_scheme_options(acc_float_onnx: tuple[Path, np.ndarray], tmp_path: Path,
+                            options: dict) -> None:
+    import onnx
+    from crossl_edge.export.onnx_export import encoder_onnx_int8
+
+    from crossl_edge.metrics import cosine_rows
+    from crossl_edge.runtime.backends import OnnxRunner, run_each
+
+    f_path, x = acc_float_onnx
+    q = encoder_onnx_int8(f_path.read_bytes(), calibration=x, **options)
+    path = tmp_path / "q.onnx"
+    path.write_bytes(q)
+    ref = run_each(OnnxRunner(f_path), x)
+    assert cosine_rows(run_each(OnnxRunner(path), x), ref).mean() > 0.95
+    ops = [n.op_type for n in onnx.load_from_string(q).graph.node]
+    assert "QuantizeLinear" in ops
+    graph = onnx.load_from_string(q).graph
+    ln_out = {n.output[0] for n in graph.node if n.op_type == "LayerNormalization"}
+    requantized = any(n.op_type == "QuantizeLinear" and n.input[0] in ln_out for n in graph.node)
+    assert ln_out and requantized == (not options.get("float_ops"))
+
+
+def test_prelu_rewrite_and_fallback(tiny_run: Path) -> None:
+    import torch
+    from crossl_edge.export import tflite_export
+    from crossl_edge.export.keras_twin import keras_encoder, prelu_rewritable
+
+    from crossl_edge.rundir import load_model
+
+    _, model = load_model(tiny_run)
+    enc = copy.deepcopy(model.encoders["acc"]).eval()
+    x = np.random.default_rng(3).standard_normal((4, 3, 100)).astype(np.float32)
+    for slope_one in (False, True):
+        if slope_one:   # a slope >= 1 cannot become relu(c*y) + a*y: the PRELU op stays
+            with torch.no_grad():
+                enc.blocks[1].act.weight[0] = 1.5
+        slopes = [b.act.weight.detach().numpy() for b in enc.blocks]
+        assert [prelu_rewritable(a) for a in slopes] == [True, not slope_one, True]
+        twin = keras_encoder(enc, window=100)
+        with torch.no_grad():
+            ref = enc(torch.from_numpy(x)).numpy()
+        assert np.abs(twin(x.transpose(0, 2, 1)).numpy() - ref).max() < 1e-4
+        ops = tflite_export.builtin_ops(tflite_export.encoder_tflite(twin, window=100,
+                                                                     channels=3))
+        assert ("PRELU" in ops) == slope_one
+
+
+def test_op_profile_prefixes_are_real_subgraphs(tiny_bundle: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+    from crossl_edge.export.tflite_export import op_count
+
+    from crossl_edge.runtime.backends import TFLiteRunner
+    from crossl_edge.runtime.op_profile import by_type, prefix_model, profile_ops
+
+    path = tiny_bundle / "encoders" / "acc.int8.tflite"
+    data = path.read_bytes()
+    r = TFLiteRunner(path)
+    x = np.random.default_rng(0).integers(-50, 50, r.inputs[0].shape, dtype=np.int8)
+    full = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    full.allocate_tensors()
+    full.set_tensor(full.get_input_details()[0]["index"], x)
+    full.invoke()
+    import tflite
+
+    g = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
+    for k in (1, 3, op_count(data)):
+        cut = Interpreter(model_content=prefix_model(data, k))
+        cut.allocate_tensors()
+        cut.set_tensor(cut.get_input_details()[0]["index"], x)
+        cut.invoke()
+        got = cut.get_tensor(cut.get_output_details()[0]["index"])
+        np.testing.assert_array_equal(got, full.get_tensor(g.Operators(k - 1).Outputs(0)))
+    rows = profile_ops(path, x, runs=20)
+    assert [c.index for c in rows] == list(range(op_count(data)))
+    assert rows[-1].cumulative_us > 0 and {c.op for c in rows} >= {"CONV_2D"}
+    types = by_type(rows)
+    assert sum(t["count"] for t in types) == len(rows)
+    assert sum(t["total_us"] for t in types) == pytest.approx(rows[-1].cumulative_us)
+    with pytest.raises(ValueError, match="n_ops"):
+        prefix_model(data, 0)

@@ -31,7 +31,6 @@ def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> dict[str, Any]
     """Train, export and measure one configuration; export failures are recorded, not raised."""
     from crossl_edge.export.bundle import export_bundle
     from crossl_edge.export.parity import chosen_schemes, run_parity
-
     from crossl_edge.manifest import load_manifest
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run

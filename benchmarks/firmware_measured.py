@@ -26,7 +26,6 @@ ENCODERS = ("edge", "crossl")
 def tiny_bundle(encoder: str, root: Path) -> Path:
     """Train (2 pretrain + 4 fine-tune epochs, seed 0) and export a bundle with ``encoder``."""
     from crossl_edge.export.bundle import export_bundle
-
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
 

@@ -36,10 +36,10 @@ def train_throughput(out: Path, *, quick: bool) -> dict[str, Any]:
 
 def export_time(work: Path, out: Path, *, encoders: list[str], quick: bool) -> dict[str, Any]:
     """Train a short run per encoder and time `export_bundle` on it (the bundle is kept)."""
+    from crossl_edge.export.bundle import export_bundle
     from crossl_edge.manifest import load_manifest
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
-    from crossl_edge.export.bundle import export_bundle
 
     rows = []
     for enc in encoders:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossl_edge.export.schemes import Judge, Targets, record
 
 from crossl_edge import __version__
 from crossl_edge.atomic import write_bytes, write_json
 from crossl_edge.errors import CheckFailed, DataError, UsageError
+from crossl_edge.export.schemes import Judge, Targets, record
 from crossl_edge.manifest import (
     BUNDLE_FORMAT_VERSION,
     MANIFEST,
@@ -29,7 +29,6 @@ from crossl_edge.manifest import (
     seal,
     to_json,
 )
-from crossl_edge.metrics import cosine_rows
 from crossl_edge.outputs import output_dir
 from crossl_edge.runtime.backends import dist_version, run_each
 from crossl_edge.samples import SAMPLES, samples_bytes
@@ -60,9 +59,10 @@ def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
     from crossl_edge.export.tflite_export import MIN_CALIBRATION
 
     if requested < MIN_CALIBRATION or requested > n_train:
-        raise (DataError if requested < MIN_CALIBRATION else UsageError)(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}.."
-                         f"{n_train} (at least {MIN_CALIBRATION}, at most the training split); "
-                         "pick a value in that range.")
+        error = DataError if requested < MIN_CALIBRATION else UsageError
+        raise error(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}..{n_train} "
+                    f"(at least {MIN_CALIBRATION}, at most the training split); "
+                    "pick a value in that range.")
     return np.unique(np.linspace(0, n_train - 1, requested).round().astype(int))
 
 
@@ -124,9 +124,9 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
     """Write and check the four encoder artifacts; returns (artifacts, in q, latent q, stats,
     scheme record)."""
     import torch
+
     from crossl_edge.export import onnx_export, tflite_export, tflm
     from crossl_edge.export.keras_twin import keras_encoder
-
     from crossl_edge.model.encoders import encoder_macs
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
@@ -187,9 +187,9 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
 def export_phone(root: Path, *, model: Any, n_mod: int, dim: int) -> dict[str, str]:
     """Write and check the phone model (aggregator + head) as float TFLite and ONNX."""
     import torch
+
     from crossl_edge.export import onnx_export, tflite_export
     from crossl_edge.export.keras_twin import keras_phone
-
     from crossl_edge.model.crossl import PhoneModel
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
@@ -254,7 +254,6 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
 def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None,
                    data: str | None, progress: Progress | None, targets: Targets) -> Manifest:
     from crossl_edge.export.tflite_export import check_calibration, import_tf
-
     from crossl_edge.rundir import load_model, load_run_dataset
 
     advance = progress or (lambda *a, **k: None)

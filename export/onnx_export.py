@@ -82,6 +82,7 @@ def torch_to_onnx(module: Any, example: tuple[Any, ...], *, input_names: list[st
 def encoder_onnx(encoder: Any, *, channels: int, window: int) -> bytes:
     """Float ONNX of an encoder (BatchNorm folded): "window" (1, C, T) -> "latent" (1, D)."""
     import torch
+
     from crossl_edge.export.keras_twin import folded_torch_encoder
 
     enc = folded_torch_encoder(encoder)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossl_edge.export import tflm
 
 from crossl_edge.errors import UsageError
+from crossl_edge.export import tflm
 from crossl_edge.manifest import MANIFEST, Manifest, ModalityEntry, load_manifest
 from crossl_edge.metrics import cosine_rows
 from crossl_edge.runtime.backends import dist_version, run_each

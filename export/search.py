@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from crossl_edge.atomic import write_bytes
+from crossl_edge.errors import CheckFailed
 from crossl_edge.export.schemes import (
     TFLITE_SCHEMES,
     Judge,
@@ -24,9 +27,6 @@ from crossl_edge.export.schemes import (
     choose,
     onnx_schemes,
 )
-
-from crossl_edge.atomic import write_bytes
-from crossl_edge.errors import CheckFailed
 from crossl_edge.manifest import QParams
 from crossl_edge.runtime.backends import run_each
 
@@ -123,7 +123,6 @@ def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: J
                 log_step: Callable[[str], None]) -> tuple[list[Trial], Trial | None, str]:
     """Try the ORT schemes in order until one is good; returns (trials, chosen, why)."""
     from crossl_edge.export import onnx_export, tflite_export
-
     from crossl_edge.runtime.backends import OnnxRunner
 
     clipped = tflite_export.clip_percentile(calib, input_percentile)

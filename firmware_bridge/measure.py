@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from crossl_edge.firmware_bridge import node_run, tflm_build
-from crossl_edge.firmware_bridge import tflm_sources as ts
 
 from crossl_edge.errors import CheckFailed
+from crossl_edge.firmware_bridge import node_run, tflm_build
+from crossl_edge.firmware_bridge import tflm_sources as ts
 from crossl_edge.manifest import Manifest, ModalityEntry
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,13 @@ def configs(opts: BuildOptions) -> list[tuple[str, str]]:
 
 def expected_frames(m: Manifest, entry: ModalityEntry, raw: np.ndarray) -> list[bytes]:
     """The frames the node must send for windows ``raw`` (N, C, T): LiteRT builtin kernels."""
+    from crossl_edge.runtime.backends import TFLiteRunner
     from crossl_edge.wire.frame import (
         LatentDType,
         LatentFrame,
         encode_frame,
         fingerprint32,
     )
-
-    from crossl_edge.runtime.backends import TFLiteRunner
 
     runner = TFLiteRunner(m.path(entry.artifacts["tflite_int8"]), xnnpack=False)
     step, t = node_run.dt_us(entry.sample_rate_hz), entry.window

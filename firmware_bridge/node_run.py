@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from crossl_edge.errors import CheckFailed
 from crossl_edge.firmware_bridge import tflm_sources as ts
 from crossl_edge.firmware_bridge.buildfile import LIB_CORE, LIB_KERNELS
 from crossl_edge.firmware_bridge.tflm_build import TflmLibs, make_vars, run_make
-
-from crossl_edge.errors import CheckFailed
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from crossl_edge.firmware_bridge.tflm_sources import INT8_REGISTRATIONS
-
 from crossl_edge.errors import CheckFailed
+from crossl_edge.firmware_bridge.tflm_sources import INT8_REGISTRATIONS
 
 # Builtin op (schema name) -> MicroMutableOpResolver method, as in TFLite Micro's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h (builtin ops only; custom ops are refused).
@@ -74,6 +73,7 @@ def resolver_methods(ops: list[str], *, what: str = "the model") -> list[str]:
 def int8_only_ops(tflite_bytes: bytes) -> list[str]:
     """Ops whose every use has int8 input 0 and output 0 (candidates for `Register_<OP>_INT8()`)."""
     import tflite
+
     from crossl_edge.export.tflite_export import op_names
 
     m = tflite.Model.GetRootAsModel(tflite_bytes, 0)

@@ -96,6 +96,7 @@ def _tensor(g: Any, idx: int, types: dict[int, str]) -> TensorInfo:
 def inspect_model(tflite_bytes: bytes) -> GraphInfo:
     """Read subgraph 0 of an int8 .tflite with the `tflite` flatbuffer package."""
     import tflite
+
     from crossl_edge.export.tflite_export import op_names
     from crossl_edge.firmware_bridge.resolver import model_ops
 

@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.firmware_bridge import tflm_sources as ts
 from crossl_edge.firmware_bridge.buildfile import LIB_CORE, LIB_KERNELS
-
-from crossl_edge.errors import CheckFailed, UsageError
 
 log = logging.getLogger(__name__)
 

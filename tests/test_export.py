@@ -79,7 +79,6 @@ def test_bundle_contract(which: str, tiny_bundle: Path, crossl_bundle: Path) -> 
 
 def test_tflm_runs_int8_encoders(tiny_bundle: Path, crossl_bundle: Path) -> None:
     from crossl_edge.export.tflm import measure_arena, run_tflm
-
     from crossl_edge.manifest import load_manifest
     from crossl_edge.runtime.backends import TFLiteRunner
 

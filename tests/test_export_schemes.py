@@ -55,7 +55,6 @@ def test_no_scheme_passes_writes_the_report(tiny_edge_run: Path, tmp_path: Path)
 
 def test_judge_scores_flips_and_fidelity(tiny_run: Path) -> None:
     from crossl_edge.export.bundle import make_judge
-
     from crossl_edge.rundir import load_model, load_run_dataset
 
     info, model = load_model(tiny_run)
@@ -77,7 +76,6 @@ def test_judge_scores_flips_and_fidelity(tiny_run: Path) -> None:
 def acc_float_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory,
                    ) -> tuple[Path, np.ndarray]:
     from crossl_edge.export.onnx_export import encoder_onnx
-
     from crossl_edge.rundir import load_model, load_run_dataset
 
     info, model = load_model(tiny_run)
@@ -94,8 +92,8 @@ def acc_float_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory,
 def test_ort_scheme_options(acc_float_onnx: tuple[Path, np.ndarray], tmp_path: Path,
                             options: dict) -> None:
     import onnx
-    from crossl_edge.export.onnx_export import encoder_onnx_int8
 
+    from crossl_edge.export.onnx_export import encoder_onnx_int8
     from crossl_edge.metrics import cosine_rows
     from crossl_edge.runtime.backends import OnnxRunner, run_each
 
@@ -115,9 +113,9 @@ def test_ort_scheme_options(acc_float_onnx: tuple[Path, np.ndarray], tmp_path: P
 
 def test_prelu_rewrite_and_fallback(tiny_run: Path) -> None:
     import torch
+
     from crossl_edge.export import tflite_export
     from crossl_edge.export.keras_twin import keras_encoder, prelu_rewritable
-
     from crossl_edge.rundir import load_model
 
     _, model = load_model(tiny_run)
@@ -140,8 +138,8 @@ def test_prelu_rewrite_and_fallback(tiny_run: Path) -> None:
 
 def test_op_profile_prefixes_are_real_subgraphs(tiny_bundle: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
-    from crossl_edge.export.tflite_export import op_count
 
+    from crossl_edge.export.tflite_export import op_count
     from crossl_edge.runtime.backends import TFLiteRunner
     from crossl_edge.runtime.op_profile import by_type, prefix_model, profile_ops
 

@@ -83,10 +83,9 @@ def test_full_disk_during_train_leaves_no_half_run(full_dir: Path, cli_error: Ca
 
 
 def _capture(bundle: Path, path: Path, windows: int) -> None:
-    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
-
     from crossl_edge.manifest import load_manifest
     from crossl_edge.runtime.transports import CaptureWriter
+    from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
     m = load_manifest(bundle)
     with CaptureWriter(path) as w:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crossl_edge.firmware_bridge import node_run, tflm_build
-from crossl_edge.firmware_bridge.firmware import generate_firmware
-from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
-from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels, compare_frames
 
 from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.firmware_bridge import node_run, tflm_build
+from crossl_edge.firmware_bridge.firmware import generate_firmware
+from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels, compare_frames
 from crossl_edge.manifest import load_manifest
+from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
 
 def _source() -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crossl_edge.firmware_bridge.firmware import generate_firmware
 
+from crossl_edge.firmware_bridge.firmware import generate_firmware
 from crossl_edge.manifest import ModalityEntry, load_manifest
 from crossl_edge.wire import timebase as T
 from crossl_edge.wire.beacon import Beacon, decode_beacon, encode_beacon

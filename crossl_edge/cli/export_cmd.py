@@ -40,7 +40,6 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
 
     from crossl_edge.export.bundle import export_bundle
     from crossl_edge.export.schemes import Targets
-
     from crossl_edge.outputs import prepare_output
 
     prepare_output(out, kind="bundle", inputs=(run, data))  # before loading anything

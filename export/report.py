@@ -5,11 +5,8 @@ with TensorFlow's QuantizationDebugger when a threshold is missed.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,13 +44,7 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     """
     from crossl_edge.export.bundle import calibration_indices
     from crossl_edge.export.keras_twin import keras_encoder
-    from crossl_edge.export.tflite_export import (
-        clip_percentile,
-        import_tf,
-        int8_converter,
-        quiet_stderr,
-        representative,
-    )
+    from crossl_edge.export.tflite_export import clip_percentile, int8_converter, layer_errors
     from crossl_edge.manifest import load_manifest
     from crossl_edge.rundir import load_model, load_run_dataset
 
@@ -66,25 +57,9 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
                               else None)
     x = clip_percentile(train.data[e.name][idx],
                         float(e.stats.get("calibration_input_percentile", 100.0)))
-    tf = import_tf()
     twin = keras_encoder(model.encoders[e.name], window=e.window)
     conv = int8_converter(twin, window=e.window, channels=len(e.channels), calibration=x)
-    dbg = tf.lite.experimental.QuantizationDebugger(converter=conv,
-                                                    debug_dataset=representative(x))
-    with quiet_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dbg.run()
-    buf = io.StringIO()
-    dbg.layer_statistics_dump(buf)
-    rows = []
-    for r in csv.DictReader(io.StringIO(buf.getvalue())):
-        scale = float(r.get("scale") or 0) or 1.0
-        rmse = float(r.get("mean_squared_error") or 0) ** 0.5
-        rows.append({"op": r.get("op_name"), "tensor": r.get("tensor_name"),
-                     "rmse_over_scale": rmse / scale,
-                     "max_abs_error": float(r.get("max_abs_error") or 0), "scale": scale})
-    rows.sort(key=lambda r: -r["rmse_over_scale"])
-    return rows[:top]
+    return layer_errors(conv, x, top=top)
 
 
 @dataclass(frozen=True)

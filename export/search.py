@@ -6,10 +6,7 @@ a changed prediction disqualifies the candidate. Ranks the int8 layers when noth
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,32 +150,12 @@ def worst_layers(twin: Any, calib: np.ndarray, scheme: Scheme,
                  top: int = TOP_LAYERS) -> list[dict[str, Any]]:
     """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
     TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
-    from crossl_edge.export.tflite_export import (
-        clip_percentile,
-        import_tf,
-        int8_converter,
-        quiet_stderr,
-        representative,
-    )
+    from crossl_edge.export.tflite_export import clip_percentile, int8_converter, layer_errors
 
-    tf = import_tf()
     x = clip_percentile(calib, scheme.input_percentile)
     conv = int8_converter(twin, window=calib.shape[2], channels=calib.shape[1], calibration=x,
                           per_channel=scheme.per_channel)
-    dbg = tf.lite.experimental.QuantizationDebugger(converter=conv,
-                                                    debug_dataset=representative(x))
-    with quiet_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dbg.run()
-    buf = io.StringIO()
-    dbg.layer_statistics_dump(buf)
-    rows = []
-    for r in csv.DictReader(io.StringIO(buf.getvalue())):
-        scale = float(r.get("scale") or 0) or 1.0
-        rows.append({"op": r.get("op_name"), "tensor": r.get("tensor_name"),
-                     "rmse_over_scale": float(r.get("mean_squared_error") or 0) ** 0.5 / scale})
-    rows.sort(key=lambda r: -r["rmse_over_scale"])
-    return rows[:top]
+    return layer_errors(conv, x, top=top)
 
 
 def failure_report(name: str, fmt: str, trials: list[Trial], targets: Targets, *, twin: Any,

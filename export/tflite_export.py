@@ -197,3 +197,30 @@ def float_tensor_ops(tflite_bytes: bytes) -> list[str]:
         if any(t == tflite.TensorType.FLOAT32 for t in outs) or name == "DEQUANTIZE":
             bad.append(name)
     return bad
+
+
+def layer_errors(converter: Any, calibration: np.ndarray, *,
+                 top: int) -> list[dict[str, Any]]:
+    """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
+    TensorFlow's QuantizationDebugger running ``converter`` on ``calibration`` (N, C, T)."""
+    import csv
+    import io
+    import warnings
+
+    tf = import_tf()
+    dbg = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                    debug_dataset=representative(calibration))
+    with quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dbg.run()
+    buf = io.StringIO()
+    dbg.layer_statistics_dump(buf)
+    rows = []
+    for r in csv.DictReader(io.StringIO(buf.getvalue())):
+        scale = float(r.get("scale") or 0) or 1.0
+        rmse = float(r.get("mean_squared_error") or 0) ** 0.5
+        rows.append({"op": r.get("op_name"), "tensor": r.get("tensor_name"),
+                     "rmse_over_scale": rmse / scale,
+                     "max_abs_error": float(r.get("max_abs_error") or 0), "scale": scale})
+    rows.sort(key=lambda r: -r["rmse_over_scale"])
+    return rows[:top]

@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
-from .frame import Field, FrameError, FrameErrorReason, _check_int
+from .frame import Field, FrameError, FrameErrorReason, _check_int, field_offsets
 
 BEACON_MAGIC: Final[bytes] = b"CB"
 BEACON_VERSION: Final[int] = 2          # introduced with frame format v2
@@ -25,13 +25,9 @@ BEACON_FIELDS: Final[tuple[Field, ...]] = (
     Field("origin_us", "Q", "Phone time of grid sample 0 of this epoch (window 0 starts there)."),
     Field("fingerprint", "I", "fingerprint32 of the bundle the phone runs."),
 )
-BEACON_OFFSETS: Final[dict[str, int]] = {}
-_off = 0
-for _f in BEACON_FIELDS:
-    BEACON_OFFSETS[_f.name] = _off
-    _off += _f.size
-BEACON_HEADER_SIZE: Final[int] = _off
-BEACON_SIZE: Final[int] = _off + 4
+BEACON_OFFSETS: Final[dict[str, int]] = field_offsets(BEACON_FIELDS)
+BEACON_HEADER_SIZE: Final[int] = sum(f.size for f in BEACON_FIELDS)
+BEACON_SIZE: Final[int] = BEACON_HEADER_SIZE + 4
 _STRUCT = struct.Struct("<" + "".join(f.fmt for f in BEACON_FIELDS))
 _CRC = struct.Struct("<I")
 assert BEACON_SIZE == 32 == _STRUCT.size + 4

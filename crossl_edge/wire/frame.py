@@ -66,12 +66,19 @@ TRAILER_FIELDS: Final[tuple[Field, ...]] = (
     Field("crc32", "I", "CRC-32 (IEEE, = zlib.crc32) of every byte before it."),
 )
 FIELDS_BY_VERSION: Final[dict[int, tuple[Field, ...]]] = {1: FIELDS, 2: FIELDS_V2}
-OFFSETS_BY_VERSION: Final[dict[int, dict[str, int]]] = {}
-for _v, _fields in FIELDS_BY_VERSION.items():
-    _off, OFFSETS_BY_VERSION[_v] = 0, {}
-    for _f in _fields:
-        OFFSETS_BY_VERSION[_v][_f.name] = _off
-        _off += _f.size
+
+
+def field_offsets(fields: tuple[Field, ...]) -> dict[str, int]:
+    """Byte offset of each field of a packed little-endian layout."""
+    offsets, off = {}, 0
+    for f in fields:
+        offsets[f.name] = off
+        off += f.size
+    return offsets
+
+
+OFFSETS_BY_VERSION: Final[dict[int, dict[str, int]]] = {
+    v: field_offsets(fs) for v, fs in FIELDS_BY_VERSION.items()}
 OFFSETS: Final[dict[str, int]] = OFFSETS_BY_VERSION[1]
 TRAILER_SIZE: Final[int] = sum(f.size for f in TRAILER_FIELDS)
 HEADER_SIZE_BY_VERSION: Final[dict[int, int]] = {

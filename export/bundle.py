@@ -6,6 +6,7 @@ format is the scheme the search (export/search.py) chose.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -89,7 +90,7 @@ def make_judge(model: Any, names: list[str], calib: dict[str, np.ndarray],
     return Judge(model, list(names), ref, np.asarray(labels), int(model.cfg.n_classes))
 
 
-def _int8_search(root: Path, arts: dict[str, str], *, name: str, twin: Any, f_onnx: bytes,
+def _int8_search(root: Path, arts: dict[str, str], *, name: str, twins: Any, f_onnx: bytes,
                  calib: np.ndarray, judge: Judge, targets: Targets,
                  advance: Progress) -> dict[str, Any]:
     """Search both int8 formats and write the chosen artifacts; returns the scheme record."""
@@ -99,11 +100,12 @@ def _int8_search(root: Path, arts: dict[str, str], *, name: str, twin: Any, f_on
         log.info("%s", msg)
         advance(0, info=msg)
 
-    trials, chosen, why = search.search_tflite(root / arts["tflite_int8"], twin=twin, calib=calib,
+    trials, chosen, why = search.search_tflite(root / arts["tflite_int8"], twins=twins, calib=calib,
                                                judge=judge, name=name, targets=targets,
                                                log_step=step)
     if chosen is None:
-        raise search.failure_report(name, "tflite_int8", trials, targets, twin=twin, calib=calib)
+        raise search.failure_report(name, "tflite_int8", trials, targets, twins=twins,
+                                    calib=calib)
     _write(root, arts["tflite_int8"], chosen.data)
     tfl = record(trials, chosen, why)
     advance(info=f"{name}: tflite int8 {chosen.scheme.name}")
@@ -111,7 +113,8 @@ def _int8_search(root: Path, arts: dict[str, str], *, name: str, twin: Any, f_on
         root / arts["onnx_int8"], float_onnx=f_onnx, calib=calib, judge=judge, name=name,
         input_percentile=chosen.scheme.input_percentile, targets=targets, log_step=step)
     if o_chosen is None:
-        raise search.failure_report(name, "onnx_int8", o_trials, targets, twin=twin, calib=calib)
+        raise search.failure_report(name, "onnx_int8", o_trials, targets, twins=twins,
+                                    calib=calib)
     _write(root, arts["onnx_int8"], o_chosen.data)
     advance(info=f"{name}: onnx int8 {o_chosen.scheme.name}")
     return {"tflite_int8": tfl, "onnx_int8": record(o_trials, o_chosen, o_why),
@@ -127,7 +130,7 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
 
     from crossl_edge.export import onnx_export, tflite_export, tflm
     from crossl_edge.export.keras_twin import keras_encoder
-    from crossl_edge.model.encoders import encoder_macs
+    from crossl_edge.model.encoders import ChannelLayerNorm, encoder_macs
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
     _, c, t = calib.shape
@@ -144,13 +147,24 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
     stats["checks"]["onnx_max_abs_err"] = _float_check(
         f"{name} ONNX float", run_each(OnnxRunner(p), check), ref)
     advance(info=f"{name}: onnx")
-    twin = keras_encoder(encoder, window=t, name=f"{name}_encoder")
-    _float_check(f"{name} Keras twin", twin(check.transpose(0, 2, 1)).numpy(), ref)
+
+    has_layernorm = any(isinstance(b.norm, ChannelLayerNorm) for b in encoder.blocks)
+
+    @functools.cache
+    def twins(layernorm: str) -> Any:
+        if not has_layernorm and layernorm != "decomposed":
+            return twins("decomposed")
+        twin = keras_encoder(encoder, window=t, name=f"{name}_encoder", layernorm=layernorm)
+        _float_check(f"{name} Keras twin ({layernorm} LayerNorm)",
+                     twin(check.transpose(0, 2, 1)).numpy(), ref)
+        return twin
+
+    twin = twins("decomposed")
     p = _write(root, arts["tflite"], tflite_export.encoder_tflite(twin, window=t, channels=c))
     stats["checks"]["tflite_max_abs_err"] = _float_check(
         f"{name} TFLite float", run_each(TFLiteRunner(p), check.transpose(0, 2, 1)), ref)
     advance(info=f"{name}: tflite")
-    scheme = _int8_search(root, arts, name=name, twin=twin, f_onnx=f_onnx, calib=calib,
+    scheme = _int8_search(root, arts, name=name, twins=twins, f_onnx=f_onnx, calib=calib,
                           judge=judge, targets=targets, advance=advance)
     tfl, onx = scheme["tflite_int8"], scheme["onnx_int8"]
     stats["calibration_input_percentile"] = tfl["options"]["input_percentile"]

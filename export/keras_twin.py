@@ -1,8 +1,8 @@
 """Channels-last Keras twins of the PyTorch encoders and phone model, with the weights copied.
 
-LayerNorm is written out as (x - mu) * rsqrt(var + eps) so the int8 graph stays pure int8; its
-affine and the PReLU after it become two affine branches, relu(n*g*c + b*c) + (n*g*a + b*a) with
-c = 1 - a (XNNPACK has no int8 PRELU); BatchNorm is folded into the preceding convolution.
+An encoder's LayerNorm becomes L2_NORMALIZATION of (x - mu) with an eps channel (exact, one int8
+kernel; or the decomposed MEAN/MUL/RSQRT chain); its affine and the PReLU after it become two affine
+branches relu(n*g*c + b*c) + (n*g*a + b*a), c = 1 - a; BatchNorm folds into the convolution.
 """
 
 from __future__ import annotations
@@ -60,6 +60,37 @@ def _normalized(x: Any, eps: float) -> Any:
     return ops.multiply(d, ops.rsqrt(ops.add(var, np.float32(eps))))
 
 
+def _l2_normalize_layer(name: str) -> Any:
+    """A Keras layer applying tf.nn.l2_normalize over the last axis (TFLite L2_NORMALIZATION)."""
+    import keras
+
+    from crossl_edge.export.tflite_export import import_tf
+
+    tf = import_tf()
+
+    class L2Normalize(keras.layers.Layer):
+        def call(self, x: Any) -> Any:
+            return tf.nn.l2_normalize(x, axis=-1)
+
+    return L2Normalize(name=name)
+
+
+def _unit_normalized(x: Any, eps: float, *, name: str) -> Any:
+    """(x - mean) / sqrt(sum((x - mean)^2) + C*eps) over the last axis: LayerNorm's n / sqrt(C).
+
+    The eps term rides as an extra constant channel sqrt(C*eps), so one L2_NORMALIZATION (squares
+    summed in int32, no int8 variance or RSQRT tensor) is exact; the channel is sliced off after.
+    """
+    from keras import ops
+
+    c = int(x.shape[-1])
+    mu = ops.mean(x, axis=-1, keepdims=True)                    # (1, T, 1)
+    d = ops.subtract(x, mu)                                     # (1, T, C)
+    pad = ops.add(ops.multiply(mu, np.float32(0.0)), np.float32(np.sqrt(c * eps)))  # (1, T, 1)
+    u = _l2_normalize_layer(name)(ops.concatenate([d, pad], axis=-1))  # (1, T, C + 1)
+    return u[..., :c]                                           # (1, T, C)
+
+
 def _affine(n: Any, gamma: np.ndarray, beta: np.ndarray) -> Any:
     from keras import ops
 
@@ -76,27 +107,37 @@ def prelu_rewritable(slope: np.ndarray) -> bool:
     return bool((np.asarray(slope) < 1.0).all())
 
 
+LAYERNORMS = ("decomposed", "l2norm")
+
+
 def _layernorm_prelu(x: Any, gamma: np.ndarray, beta: np.ndarray, eps: float,
-                     slope: np.ndarray, *, name: str) -> Any:
+                     slope: np.ndarray, *, name: str, layernorm: str = "decomposed") -> Any:
     """PReLU(LayerNorm(x)). With every slope a < 1: relu(c*y) + a*y for y = n*g + b, c = 1 - a,
-    each branch one MUL and one ADD (relu fused into the ADD); else LayerNorm then a PRELU op."""
+    each branch one MUL and one ADD (relu fused into the ADD); else LayerNorm then a PRELU op.
+    ``layernorm`` "l2norm" computes n via L2_NORMALIZATION (sqrt(C) folded into gamma)."""
     import keras
     from keras import ops
 
+    if layernorm == "l2norm":
+        n = _unit_normalized(x, eps, name=f"{name}_l2")
+        gamma = gamma * np.sqrt(int(x.shape[-1]))
+    else:
+        n = _normalized(x, eps)
     if not prelu_rewritable(slope):
         prelu = keras.layers.PReLU(shared_axes=[1], name=name)
-        y = prelu(_written_layernorm(x, gamma, beta, eps))
+        y = prelu(_affine(n, gamma, beta))
         prelu.set_weights([slope.reshape(1, -1)])
         return y
-    n = _normalized(x, eps)
     a = slope.astype(np.float64)
     c = 1.0 - a
     pos = ops.relu(_affine(n, gamma * c, beta * c))
     return ops.add(pos, _affine(n, gamma * a, beta * a))
 
 
-def keras_encoder(encoder: Any, *, window: int, name: str = "encoder") -> Any:
-    """Keras twin of ``encoder``: input (1, T, C) float32 -> latent (1, D), batch fixed at 1."""
+def keras_encoder(encoder: Any, *, window: int, name: str = "encoder",
+                  layernorm: str = "decomposed") -> Any:
+    """Keras twin of ``encoder``: input (1, T, C) float32 -> latent (1, D), batch fixed at 1;
+    ``layernorm`` picks how a LayerNorm is written (LAYERNORMS)."""
     import keras
     from torch import nn
 
@@ -115,7 +156,8 @@ def keras_encoder(encoder: Any, *, window: int, name: str = "encoder") -> Any:
             ln = block.norm.norm
             x = _layernorm_prelu(x, ln.weight.detach().numpy().astype(np.float64),
                                  ln.bias.detach().numpy().astype(np.float64), float(ln.eps),
-                                 block.act.weight.detach().numpy(), name=f"prelu{i}")
+                                 block.act.weight.detach().numpy(), name=f"prelu{i}",
+                                 layernorm=layernorm)
     out = keras.layers.GlobalAveragePooling1D(name="latent")(x)         # (1, D)
     return keras.Model(inp, out, name=name)
 

@@ -57,7 +57,9 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
                               else None)
     x = clip_percentile(train.data[e.name][idx],
                         float(e.stats.get("calibration_input_percentile", 100.0)))
-    twin = keras_encoder(model.encoders[e.name], window=e.window)
+    options = ((e.quant_extra.get("scheme") or {}).get("tflite_int8") or {}).get("options") or {}
+    twin = keras_encoder(model.encoders[e.name], window=e.window,
+                         layernorm=options.get("layernorm", "decomposed"))
     conv = int8_converter(twin, window=e.window, channels=len(e.channels), calibration=x)
     return layer_errors(conv, x, top=top)
 

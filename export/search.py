@@ -23,6 +23,7 @@ from crossl_edge.export.schemes import (
     Trial,
     choose,
     onnx_schemes,
+    rank,
 )
 from crossl_edge.manifest import QParams
 from crossl_edge.runtime.backends import run_each
@@ -78,38 +79,62 @@ def tflm_tolerance(path: Path, windows: np.ndarray, judge: Judge, name: str) -> 
             "windows": int(len(windows)), "version": tflm.tflm_version()}
 
 
-def search_tflite(scratch: Path, *, twin: Any, calib: np.ndarray, judge: Judge, name: str,
-                  targets: Targets, log_step: Callable[[str], None]) -> tuple[list[Trial],
-                                                                              Trial | None, str]:
-    """Try TFLITE_SCHEMES in order until one is good; returns (trials, chosen, why)."""
-    from crossl_edge.export import tflite_export, tflm
+Twins = Callable[[str], Any]   # LayerNorm form (keras_twin.LAYERNORMS) -> Keras twin
 
-    trials: list[Trial] = []
-    for s in TFLITE_SCHEMES:
-        t = Trial(s)
-        trials.append(t)
-        try:
-            t.data = tflite_export.encoder_tflite_int8(
-                twin, window=calib.shape[2], channels=calib.shape[1], per_channel=s.per_channel,
-                calibration=tflite_export.clip_percentile(calib, s.input_percentile))
-        except CheckFailed as e:
-            t.error = str(e)
-            continue
-        t.error = _structure_error(t.data)
-        if t.error:
-            continue
+
+def _tflite_trial(scratch: Path, s: Scheme, *, twins: Twins, calib: np.ndarray, judge: Judge,
+                  name: str) -> Trial:
+    """Convert one scheme and score its LiteRT latents on the calibration windows."""
+    from crossl_edge.export import tflite_export
+
+    t = Trial(s)
+    try:
+        t.data = tflite_export.encoder_tflite_int8(
+            twins(s.layernorm), window=calib.shape[2], channels=calib.shape[1],
+            per_channel=s.per_channel,
+            calibration=tflite_export.clip_percentile(calib, s.input_percentile))
+    except CheckFailed as e:
+        t.error = str(e)
+        return t
+    t.error = _structure_error(t.data)
+    if not t.error:
         write_bytes(scratch, t.data)
         t.scores = judge.score(name, tflite_int8_latents(scratch, calib)[0])
-        log_step(f"{name}: tflite int8 {s.name} SQNR {t.scores['sqnr_db']:.1f} dB, "
-                 f"{t.scores['flips']} flip(s)")
-        if t.passes(targets) and tflm.tflm_available():
+    return t
+
+
+def search_tflite(scratch: Path, *, twins: Twins, calib: np.ndarray, judge: Judge, name: str,
+                  targets: Targets, log_step: Callable[[str], None]) -> tuple[list[Trial],
+                                                                              Trial | None, str]:
+    """Score every TFLITE_SCHEMES candidate of a LayerNorm form (the XNNPACK-friendly decomposed
+    form first), then check the best-ranked ones on TFLite Micro until one agrees with LiteRT;
+    the L2_NORMALIZATION form is tried only when every decomposed candidate flips a prediction."""
+    from crossl_edge.export import tflm
+
+    trials: list[Trial] = []
+    for form in dict.fromkeys(s.layernorm for s in TFLITE_SCHEMES):
+        if form != "decomposed" and twins(form) is twins("decomposed"):
+            continue    # no LayerNorm in this encoder: the same graphs as the schemes tried
+        group = []
+        for s in (x for x in TFLITE_SCHEMES if x.layernorm == form):
+            t = _tflite_trial(scratch, s, twins=twins, calib=calib, judge=judge, name=name)
+            group.append(t)
+            if t.scores:
+                log_step(f"{name}: tflite int8 {s.name} SQNR {t.scores['sqnr_db']:.1f} dB, "
+                         f"{t.scores['flips']} flip(s)")
+        trials += group
+        for t in sorted((t for t in group if t.passes(targets)), key=rank):
+            if not tflm.tflm_available():
+                break
+            write_bytes(scratch, t.data)
             t.scores["tflm"] = tflm_tolerance(scratch, calib, judge, name)
-            if t.scores["tflm"]["prediction_disagreements"]:
-                t.error = (f"TFLite Micro changes {t.scores['tflm']['prediction_disagreements']} "
-                           "prediction(s) vs LiteRT")
-                t.tflm_rejected = True
-                continue
-        if t.good(targets):
+            if not t.scores["tflm"]["prediction_disagreements"]:
+                break
+            t.error = (f"TFLite Micro changes {t.scores['tflm']['prediction_disagreements']} "
+                       "prediction(s) vs LiteRT")
+            t.tflm_rejected = True
+        best, _ = choose(group, targets)
+        if best is not None and best.passes(targets) and best.scores["flips"] == 0:
             break
     chosen, why = choose(trials, targets)
     return trials, chosen, why
@@ -146,26 +171,27 @@ def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: J
     return trials, chosen, why
 
 
-def worst_layers(twin: Any, calib: np.ndarray, scheme: Scheme,
+def worst_layers(twins: Twins, calib: np.ndarray, scheme: Scheme,
                  top: int = TOP_LAYERS) -> list[dict[str, Any]]:
     """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
     TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
     from crossl_edge.export.tflite_export import clip_percentile, int8_converter, layer_errors
 
     x = clip_percentile(calib, scheme.input_percentile)
-    conv = int8_converter(twin, window=calib.shape[2], channels=calib.shape[1], calibration=x,
+    conv = int8_converter(twins(scheme.layernorm), window=calib.shape[2],
+                          channels=calib.shape[1], calibration=x,
                           per_channel=scheme.per_channel)
     return layer_errors(conv, x, top=top)
 
 
-def failure_report(name: str, fmt: str, trials: list[Trial], targets: Targets, *, twin: Any,
+def failure_report(name: str, fmt: str, trials: list[Trial], targets: Targets, *, twins: Twins,
                    calib: np.ndarray) -> SearchFailed:
     """The error to raise when no scheme passed, with the worst layers of the best candidate."""
     from crossl_edge.export.schemes import best_effort, record
 
     best = best_effort(trials)
     try:
-        layers = worst_layers(twin, calib, best.scheme if best else TFLITE_SCHEMES[0])
+        layers = worst_layers(twins, calib, best.scheme if best else TFLITE_SCHEMES[0])
     except Exception as e:  # noqa: BLE001 - the report must still be written
         log.warning("could not rank the layers of %s: %s", name, e)
         layers = [{"error": f"{type(e).__name__}: {e}"}]

@@ -74,6 +74,7 @@ OP_KERNELS: Final[dict[str, tuple[str, ...]]] = {
     "FULLY_CONNECTED": ("fully_connected", "fully_connected_common"), "GATHER": ("gather",),
     "GREATER": ("comparisons",), "GREATER_EQUAL": ("comparisons",),
     "HARD_SWISH": ("hard_swish", "hard_swish_common"),
+    "L2_NORMALIZATION": ("l2norm",),
     "LEAKY_RELU": ("leaky_relu", "leaky_relu_common"), "LESS": ("comparisons",),
     "LESS_EQUAL": ("comparisons",), "LOG_SOFTMAX": ("log_softmax",),
     "LOGISTIC": ("logistic", "logistic_common"), "MAX_POOL_2D": ("pooling", "pooling_common"),

@@ -27,6 +27,31 @@ from crossl_edge.errors import CrosslError
 log = logging.getLogger("benchmarks.deploy")
 
 
+def litert_latency_us(float_path: Path, int8_path: Path, *, rounds: int = 7,
+                      calls: int = 200) -> dict[str, float]:
+    """Float vs int8 encoder on LiteRT (1 thread, XNNPACK on), interleaved rounds so both see the
+    same machine load; the best round's mean per call, in microseconds."""
+    from crossl_edge.runtime.backends import TFLiteRunner
+
+    runners = {k: TFLiteRunner(p, threads=1) for k, p in (("float", float_path),
+                                                         ("int8", int8_path))}
+    rng = np.random.default_rng(0)
+    feeds = {k: (rng.standard_normal(r.inputs[0].shape).astype(np.float32) if k == "float"
+                 else rng.integers(-100, 100, r.inputs[0].shape).astype(np.int8))
+             for k, r in runners.items()}
+    best = {k: float("inf") for k in runners}
+    for _ in range(rounds):
+        for k, r in runners.items():
+            for _ in range(calls // 4):
+                r.run(feeds[k])                                   # warm caches
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                r.run(feeds[k])
+            best[k] = min(best[k], (time.perf_counter() - t0) / calls * 1e6)
+    return {"float_us": best["float"], "int8_us": best["int8"],
+            "int8_over_float": best["int8"] / best["float"]}
+
+
 def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> dict[str, Any]:
     """Train, export and measure one configuration; export failures are recorded, not raised."""
     from crossl_edge.export.bundle import export_bundle
@@ -57,8 +82,16 @@ def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> dict[str, Any]
                        "float_f1": s["float"]["macro_f1"],
                        "tflite_int8_f1": s["tflite_int8"]["macro_f1"],
                        "onnx_int8_f1": s["onnx_int8"]["macro_f1"],
-                       "tflm_agreement": s.get("tflm", {}).get("agreement_with_litert")}
+                       "tflite_int8_agreement": s["tflite_int8"].get("agreement"),
+                       "tflm_agreement": s.get("tflm", {}).get("agreement_with_litert"),
+                       "tflm_disagreements": s.get("tflm", {}).get("disagreements")}
                       for s in res.subsets]
+    m = load_manifest(root / "bundle")
+    row["layernorm"] = {e.name: e.quant_extra["scheme"]["tflite_int8"]["options"].get(
+        "layernorm", "decomposed") for e in m.modalities}
+    row["latency"] = {e.name: litert_latency_us(m.path(e.artifacts["tflite"]),
+                                                m.path(e.artifacts["tflite_int8"]))
+                      for e in m.modalities}
     row["latent_sqnr_db"] = {n: {p: e["int8"][p]["sqnr_db"] for p in e["int8"]}
                              for n, e in res.encoders.items()}
     row["tflm_max_lsb"] = {n: (e.get("tflm") or {}).get("max_lsb_vs_litert_builtin")
@@ -83,6 +116,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         agree = [x["tflm_agreement"] for r in ok for x in r["subsets"]
                  if x["tflm_agreement"] is not None]
         s["tflm_agreement_min"] = min(agree) if agree else None
+        s["tflm_disagreeing_windows"] = sum(x.get("tflm_disagreements") or 0
+                                            for r in ok for x in r["subsets"])
+        d = np.array([x["float_f1"] - x["tflite_int8_f1"] for r in ok for x in r["subsets"]])
+        if d.size:
+            s["tflite_int8"]["drop_within_1pt"] = int((d <= 0.01 + 1e-9).sum())
+        ratios = [v["int8_over_float"] for r in ok for v in (r.get("latency") or {}).values()]
+        if ratios:
+            s["latency_int8_over_float"] = {"max": max(ratios), "median": float(
+                np.median(ratios)), "of": len(ratios)}
         s["schemes"] = {f: dict(Counter(fm[f] for r in ok for fm in r["schemes"].values()))
                         for f in ("tflite_int8", "onnx_int8")}
         out[enc] = s
@@ -91,31 +133,39 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = ["| encoder | mode | seed | export | present | float F1 | TFLite int8 F1 | "
-             "ONNX int8 F1 | TFLM = LiteRT | schemes (tflite / onnx) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "ONNX int8 F1 | TFLM = LiteRT | schemes (tflite / onnx) | LiteRT µs float / int8 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         head = f"| {r['encoder']} | {r['mode']} | {r['seed']} |"
         if not r.get("exported"):
-            lines.append(f"{head} FAILED: {r['export_error']} | | | | | | |")
+            lines.append(f"{head} FAILED: {r['export_error']} | | | | | | | |")
             continue
         sch = "; ".join(f"{n}: {s.get('tflite_int8')} / {s.get('onnx_int8')}"
                         for n, s in r["schemes"].items())
+        lat = "; ".join(f"{n}: {v['float_us']:.0f} / {v['int8_us']:.0f}"
+                        for n, v in (r.get("latency") or {}).items())
         for i, x in enumerate(r["subsets"]):
             agree = "-" if x["tflm_agreement"] is None else f"{x['tflm_agreement']:.3f}"
             lines.append(f"{head} {'ok' if i == 0 else ''} | {x['present']} | "
                          f"{x['float_f1']:.3f} | {x['tflite_int8_f1']:.3f} | "
-                         f"{x['onnx_int8_f1']:.3f} | {agree} | {sch if i == 0 else ''} |")
+                         f"{x['onnx_int8_f1']:.3f} | {agree} | {sch if i == 0 else ''} | "
+                         f"{lat if i == 0 else ''} |")
     lines += ["", "| encoder | runs | exported | parity passed | TFLite int8 drop mean / max | "
-              "ONNX int8 drop mean / max | subsets within 1 pt (TFLite, ONNX) | TFLM agreement "
-              "(min) | TFLite schemes | ONNX schemes |", "|---" * 10 + "|"]
+              "ONNX int8 drop mean / max | subsets within 1 pt (TFLite, ONNX) | TFLite subsets "
+              "dropping <= 1 pt | TFLM agreement (min; windows differing) | LiteRT int8/float "
+              "latency max (median) | TFLite schemes | ONNX schemes |", "|---" * 12 + "|"]
     for enc, s in result["summary"].items():
         t, o = s.get("tflite_int8", {}), s.get("onnx_int8", {})
+        lat = s.get("latency_int8_over_float", {})
         lines.append(
             f"| {enc} | {s['runs']} | {s['exported']} | {s['parity_passed']} | "
             f"{t.get('mean_drop', float('nan')):.4f} / {t.get('max_drop', float('nan')):.3f} | "
             f"{o.get('mean_drop', float('nan')):.4f} / {o.get('max_drop', float('nan')):.3f} | "
             f"{t.get('within_1pt')}/{t.get('of')}, {o.get('within_1pt')}/{o.get('of')} | "
-            f"{s['tflm_agreement_min']} | {s['schemes']['tflite_int8']} | "
+            f"{t.get('drop_within_1pt')}/{t.get('of')} | "
+            f"{s['tflm_agreement_min']}; {s.get('tflm_disagreeing_windows')} | "
+            f"{lat.get('max', float('nan')):.2f} ({lat.get('median', float('nan')):.2f}) | "
+            f"{s['schemes']['tflite_int8']} | "
             f"{s['schemes']['onnx_int8']} |")
     return "\n".join(lines)
 

@@ -94,7 +94,7 @@ def _int8_search(root: Path, arts: dict[str, str], *, name: str, twins: Any, f_o
                  calib: np.ndarray, judge: Judge, targets: Targets,
                  advance: Progress) -> dict[str, Any]:
     """Search both int8 formats and write the chosen artifacts; returns the scheme record."""
-    from crossl_edge.export import search
+    from crossl_edge.export import search, tflite_export
 
     def step(msg: str) -> None:
         log.info("%s", msg)
@@ -111,14 +111,18 @@ def _int8_search(root: Path, arts: dict[str, str], *, name: str, twins: Any, f_o
     advance(info=f"{name}: tflite int8 {chosen.scheme.name}")
     o_trials, o_chosen, o_why = search.search_onnx(
         root / arts["onnx_int8"], float_onnx=f_onnx, calib=calib, judge=judge, name=name,
-        input_percentile=chosen.scheme.input_percentile, targets=targets, log_step=step)
+        input_percentile=chosen.scheme.input_percentile, headroom=chosen.scheme.headroom,
+        targets=targets, log_step=step)
     if o_chosen is None:
         raise search.failure_report(name, "onnx_int8", o_trials, targets, twins=twins,
                                     calib=calib)
     _write(root, arts["onnx_int8"], o_chosen.data)
     advance(info=f"{name}: onnx int8 {o_chosen.scheme.name}")
     return {"tflite_int8": tfl, "onnx_int8": record(o_trials, o_chosen, o_why),
-            "calibration_windows": int(len(calib)), "targets": dataclasses.asdict(targets)}
+            "calibration_windows": int(len(calib)),
+            "fit_windows": int(len(tflite_export.fit_windows(calib))),
+            "judged_on": "all calibration windows; ranges fitted on every second one",
+            "targets": dataclasses.asdict(targets)}
 
 
 def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, judge: Judge,

@@ -92,7 +92,9 @@ def _tflite_trial(scratch: Path, s: Scheme, *, twins: Twins, calib: np.ndarray, 
         t.data = tflite_export.encoder_tflite_int8(
             twins(s.layernorm), window=calib.shape[2], channels=calib.shape[1],
             per_channel=s.per_channel,
-            calibration=tflite_export.clip_percentile(calib, s.input_percentile))
+            calibration=tflite_export.calibration_set(
+                tflite_export.fit_windows(calib), percentile=s.input_percentile,
+                headroom=s.headroom))
     except CheckFailed as e:
         t.error = str(e)
         return t
@@ -141,15 +143,16 @@ def search_tflite(scratch: Path, *, twins: Twins, calib: np.ndarray, judge: Judg
 
 
 def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: Judge, name: str,
-                input_percentile: float, targets: Targets,
+                input_percentile: float, headroom: float, targets: Targets,
                 log_step: Callable[[str], None]) -> tuple[list[Trial], Trial | None, str]:
     """Try the ORT schemes in order until one is good; returns (trials, chosen, why)."""
     from crossl_edge.export import onnx_export, tflite_export
     from crossl_edge.runtime.backends import OnnxRunner
 
-    clipped = tflite_export.clip_percentile(calib, input_percentile)
+    clipped = tflite_export.calibration_set(tflite_export.fit_windows(calib),
+                                            percentile=input_percentile, headroom=headroom)
     trials: list[Trial] = []
-    for s in onnx_schemes(input_percentile):
+    for s in onnx_schemes(input_percentile, headroom):
         t = Trial(s)
         trials.append(t)
         try:
@@ -175,9 +178,15 @@ def worst_layers(twins: Twins, calib: np.ndarray, scheme: Scheme,
                  top: int = TOP_LAYERS) -> list[dict[str, Any]]:
     """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
     TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
-    from crossl_edge.export.tflite_export import clip_percentile, int8_converter, layer_errors
+    from crossl_edge.export.tflite_export import (
+        calibration_set,
+        fit_windows,
+        int8_converter,
+        layer_errors,
+    )
 
-    x = clip_percentile(calib, scheme.input_percentile)
+    x = calibration_set(fit_windows(calib), percentile=scheme.input_percentile,
+                        headroom=scheme.headroom)
     conv = int8_converter(twins(scheme.layernorm), window=calib.shape[2],
                           channels=calib.shape[1], calibration=x,
                           per_channel=scheme.per_channel)

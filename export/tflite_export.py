@@ -59,6 +59,21 @@ def clip_percentile(windows: np.ndarray, percentile: float) -> np.ndarray:
     return np.clip(windows, lo, hi).astype(np.float32)
 
 
+def calibration_set(windows: np.ndarray, *, percentile: float = 100.0,
+                    headroom: float = 1.0) -> np.ndarray:
+    """What a scheme calibrates on: ``windows`` clipped to the percentile, plus (headroom > 1) a
+    copy scaled by ``headroom``, so every activation range is about that much wider than the
+    calibration windows' own and an unseen, larger window does not saturate."""
+    x = clip_percentile(windows, percentile)
+    return x if headroom == 1.0 else np.concatenate([x, x * np.float32(headroom)])
+
+
+def fit_windows(windows: np.ndarray) -> np.ndarray:
+    """The calibration windows the ranges are fitted on: every second one (from 8 windows up), so
+    a candidate scored on all of them is also judged on windows its ranges never saw."""
+    return windows[::2] if len(windows) >= 2 * MIN_CALIBRATION else windows
+
+
 def _concrete(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
     tf = import_tf()
     sig = [tf.TensorSpec(shape, tf.float32, name=n) for n, shape in specs]

@@ -207,3 +207,41 @@ def test_op_profile_prefixes_are_real_subgraphs(tiny_bundle: Path) -> None:
     assert sum(t["total_us"] for t in types) == pytest.approx(rows[-1].cumulative_us)
     with pytest.raises(ValueError, match="n_ops"):
         prefix_model(data, 0)
+
+
+def test_calibration_set_fit_split_and_headroom() -> None:
+    from crossl_edge.export.tflite_export import calibration_set, fit_windows
+
+    x = np.random.default_rng(0).standard_normal((10, 3, 20)).astype(np.float32)
+    fit = fit_windows(x)
+    assert np.array_equal(fit, x[::2])                    # the odd windows stay unseen
+    assert fit_windows(x[:7]) is not None and len(fit_windows(x[:7])) == 7   # too few to split
+    assert np.array_equal(calibration_set(x), x)
+    wide = calibration_set(x, headroom=1.25)
+    assert wide.shape == (20, 3, 20) and np.allclose(wide[10:], x * 1.25)
+    clipped = calibration_set(x, percentile=99.0, headroom=1.25)
+    assert np.abs(clipped[:10]).max() < np.abs(x).max()
+    assert np.abs(clipped).max() == pytest.approx(1.25 * np.abs(clipped[:10]).max())
+
+
+def test_headroom_scheme_widens_the_int8_ranges(tiny_edge_run: Path, tmp_path: Path) -> None:
+    """A headroom candidate's latent scale is ~25% wider: a window 20% larger than any seen
+    still fits in the int8 latent range."""
+    from crossl_edge.export import tflite_export
+    from crossl_edge.export.keras_twin import keras_encoder
+    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.runtime.backends import TFLiteRunner
+
+    info, model = load_model(tiny_edge_run)
+    x = info.normalizer.transform(load_run_dataset(info).train).data["acc"][:16]
+    twin = keras_encoder(model.encoders["acc"], window=x.shape[2])
+    scales = []
+    for room in (1.0, 1.25):
+        q = tflite_export.encoder_tflite_int8(
+            twin, window=x.shape[2], channels=3,
+            calibration=tflite_export.calibration_set(x, headroom=room))
+        path = tmp_path / f"acc-{room}.int8.tflite"
+        path.write_bytes(q)
+        scales.append(TFLiteRunner(path).outputs[0].scale)
+    assert 1.1 < scales[1] / scales[0] < 1.4
+

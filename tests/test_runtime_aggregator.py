@@ -230,3 +230,15 @@ def test_fused_predictions_equal_offline_deployed_pipeline(manifest: Manifest) -
     got = {p.seq: p for p in preds}
     assert sorted(got) == list(range(n)) and all(p.reason == "complete" for p in preds)
     assert [got[i].class_index for i in range(n)] == expected
+
+
+@pytest.mark.parametrize("deadline", [float("nan"), float("inf"), 0.0, -1.0])
+def test_library_refuses_a_deadline_that_is_not_a_positive_number(tiny_bundle: Path,
+                                                                   deadline: float) -> None:
+    from crossl_edge.errors import UsageError
+    from crossl_edge.runtime.simulate import simulate
+
+    with pytest.raises(UsageError, match="--deadline must be a positive number"):
+        PhoneAggregator(load_manifest(tiny_bundle), deadline_s=deadline)
+    with pytest.raises(UsageError, match="--deadline"):
+        simulate(tiny_bundle, deadline_s=deadline)

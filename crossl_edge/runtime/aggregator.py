@@ -8,6 +8,7 @@ counted in ``Counters``; node restarts are detected and counted.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -116,8 +117,8 @@ class PhoneAggregator:
     def __init__(self, manifest: Manifest, *, deadline_s: float = 0.5, max_open_windows: int = 64,
                  backend: str | None = None, clock: Callable[[], float] = time.monotonic,
                  emitted_memory: int = 4096, threads: int = 1) -> None:
-        if deadline_s <= 0:
-            raise UsageError(f"--deadline must be positive, got {deadline_s}.")
+        if not math.isfinite(deadline_s) or deadline_s <= 0:   # NaN compares false to 0
+            raise UsageError(f"--deadline must be a positive number of seconds, got {deadline_s}.")
         if max_open_windows < 1:
             raise UsageError(f"max_open_windows must be at least 1, got {max_open_windows}.")
         self.manifest = manifest

@@ -5,6 +5,7 @@ sends frames through a seeded lossy channel to the phone aggregator (in-process 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -246,7 +247,8 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     with ``clocks`` (a ``clock_scenarios.ClockSweep``) also the node-clock sweep."""
     if transport not in TRANSPORTS:
         raise UsageError(f"unknown transport {transport!r}; choose inproc or udp.")
-    if period_s <= 0 or deadline_s <= 0:
+    if not (math.isfinite(period_s) and math.isfinite(deadline_s)) or period_s <= 0 \
+            or deadline_s <= 0:
         raise UsageError("--deadline and the window period must be positive.")
     manifest = load_manifest(bundle)
     for name in outage or {}:

@@ -26,7 +26,7 @@ _LOADERS: dict[str, str] = {
     "wisdm": "crossl_edge.data.wisdm:load_wisdm",
     "mhealth": "crossl_edge.data.mhealth:load_mhealth",
     "daphnet": "crossl_edge.data.daphnet:load_daphnet",
-    "crossl-npz": "crossl_edge.data.npz:load_crossl_npz",
+    "crossl-npz": "crossl_edge.data.crossl_npz:load_crossl_npz",
     "npz": "crossl_edge.data.npz:load_npz",
 }
 

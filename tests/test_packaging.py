@@ -83,12 +83,12 @@ def test_wheel_has_one_top_level_package(wheel: Path) -> None:
 
 
 def _shipped_sources() -> dict[str, Path]:
-    """Wheel path -> checkout file for every .py, .md and C header the package folders hold
+    """Wheel path -> checkout file for every .py, .md, C header and header template they hold
     (export/ and firmware_bridge/ land inside crossl_edge/, as the package-dir mapping says)."""
     out = {}
     for folder, prefix in (("crossl_edge", "crossl_edge"), ("export", "crossl_edge/export"),
                            ("firmware_bridge", "crossl_edge/firmware_bridge")):
-        for pat in ("**/*.py", "**/*.md", "**/c/*.h"):
+        for pat in ("**/*.py", "**/*.md", "**/c/*.h", "**/c/*.h.in"):
             for f in (ROOT / folder).glob(pat):
                 if "__pycache__" not in f.parts:
                     out[f"{prefix}/{f.relative_to(ROOT / folder).as_posix()}"] = f

@@ -44,12 +44,7 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     """
     from crossl_edge.export.bundle import calibration_indices
     from crossl_edge.export.keras_twin import keras_encoder
-    from crossl_edge.export.tflite_export import (
-        calibration_set,
-        fit_windows,
-        int8_converter,
-        layer_errors,
-    )
+    from crossl_edge.export.tflite_export import calibration_set, int8_converter, layer_errors
     from crossl_edge.manifest import load_manifest
     from crossl_edge.rundir import load_model, load_run_dataset
 
@@ -61,7 +56,7 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     idx = calibration_indices(len(train), cal.get("windows") if cal.get("windows") != len(train)
                               else None)
     options = ((e.quant_extra.get("scheme") or {}).get("tflite_int8") or {}).get("options") or {}
-    x = calibration_set(fit_windows(train.data[e.name][idx]),
+    x = calibration_set(train.data[e.name][idx],
                         percentile=float(options.get("input_percentile", 100.0)),
                         headroom=float(options.get("headroom", 1.0)))
     twin = keras_encoder(model.encoders[e.name], window=e.window,

@@ -1,6 +1,6 @@
 """Quantization schemes the exporter tries, how a candidate is judged, and which one is chosen.
 
-A candidate is calibrated on half the calibration windows and judged on all of them: latent
+A candidate is judged on the calibration windows (TFLite: out of sample, by cross-fitting): latent
 cosine/SQNR vs float PyTorch, and the phone model's F1 drop and flips on every modality subset.
 """
 

@@ -82,26 +82,49 @@ def tflm_tolerance(path: Path, windows: np.ndarray, judge: Judge, name: str) -> 
 Twins = Callable[[str], Any]   # LayerNorm form (keras_twin.LAYERNORMS) -> Keras twin
 
 
-def _tflite_trial(scratch: Path, s: Scheme, *, twins: Twins, calib: np.ndarray, judge: Judge,
-                  name: str) -> Trial:
-    """Convert one scheme and score its LiteRT latents on the calibration windows."""
+def cross_folds(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two folds (calibrate on one half, score the other) from 8 calibration windows up; none
+    below, where candidates are scored in-sample."""
+    from crossl_edge.export.tflite_export import MIN_CALIBRATION
+
+    if n < 2 * MIN_CALIBRATION:
+        return []
+    even, odd = np.arange(0, n, 2), np.arange(1, n, 2)
+    return [(even, odd), (odd, even)]
+
+
+def _convert(s: Scheme, twins: Twins, windows: np.ndarray) -> bytes:
     from crossl_edge.export import tflite_export
 
+    return tflite_export.encoder_tflite_int8(
+        twins(s.layernorm), window=windows.shape[2], channels=windows.shape[1],
+        per_channel=s.per_channel, calibration=tflite_export.calibration_set(
+            windows, percentile=s.input_percentile, headroom=s.headroom))
+
+
+def _tflite_trial(scratch: Path, s: Scheme, *, twins: Twins, calib: np.ndarray, judge: Judge,
+                  name: str) -> Trial:
+    """One scheme: the model calibrated on every window (``data``), scored out of sample: each
+    window's latent comes from the same scheme calibrated on the other half (cross_folds), so
+    ranges that only fit the windows they saw (overfitting) cost SQNR instead of winning."""
     t = Trial(s)
+    folds = cross_folds(len(calib))
     try:
-        t.data = tflite_export.encoder_tflite_int8(
-            twins(s.layernorm), window=calib.shape[2], channels=calib.shape[1],
-            per_channel=s.per_channel,
-            calibration=tflite_export.calibration_set(
-                tflite_export.fit_windows(calib), percentile=s.input_percentile,
-                headroom=s.headroom))
+        t.data = _convert(s, twins, calib)
+        t.error = _structure_error(t.data)
+        if t.error:
+            return t
+        write_bytes(scratch, t.data)
+        in_sample = tflite_int8_latents(scratch, calib)[0]
+        held = in_sample.copy()
+        for fit, out in folds:
+            write_bytes(scratch, _convert(s, twins, calib[fit]))
+            held[out] = tflite_int8_latents(scratch, calib[out])[0]
     except CheckFailed as e:
         t.error = str(e)
         return t
-    t.error = _structure_error(t.data)
-    if not t.error:
-        write_bytes(scratch, t.data)
-        t.scores = judge.score(name, tflite_int8_latents(scratch, calib)[0])
+    t.scores = {**judge.score(name, held), "scored": "cross-fitted" if folds else "in-sample",
+                "in_sample_sqnr_db": judge.score(name, in_sample)["sqnr_db"]}
     return t
 
 
@@ -149,8 +172,8 @@ def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: J
     from crossl_edge.export import onnx_export, tflite_export
     from crossl_edge.runtime.backends import OnnxRunner
 
-    clipped = tflite_export.calibration_set(tflite_export.fit_windows(calib),
-                                            percentile=input_percentile, headroom=headroom)
+    clipped = tflite_export.calibration_set(calib, percentile=input_percentile,
+                                            headroom=headroom)
     trials: list[Trial] = []
     for s in onnx_schemes(input_percentile, headroom):
         t = Trial(s)
@@ -178,15 +201,9 @@ def worst_layers(twins: Twins, calib: np.ndarray, scheme: Scheme,
                  top: int = TOP_LAYERS) -> list[dict[str, Any]]:
     """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
     TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
-    from crossl_edge.export.tflite_export import (
-        calibration_set,
-        fit_windows,
-        int8_converter,
-        layer_errors,
-    )
+    from crossl_edge.export.tflite_export import calibration_set, int8_converter, layer_errors
 
-    x = calibration_set(fit_windows(calib), percentile=scheme.input_percentile,
-                        headroom=scheme.headroom)
+    x = calibration_set(calib, percentile=scheme.input_percentile, headroom=scheme.headroom)
     conv = int8_converter(twins(scheme.layernorm), window=calib.shape[2],
                           channels=calib.shape[1], calibration=x,
                           per_channel=scheme.per_channel)

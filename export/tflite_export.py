@@ -68,12 +68,6 @@ def calibration_set(windows: np.ndarray, *, percentile: float = 100.0,
     return x if headroom == 1.0 else np.concatenate([x, x * np.float32(headroom)])
 
 
-def fit_windows(windows: np.ndarray) -> np.ndarray:
-    """The calibration windows the ranges are fitted on: every second one (from 8 windows up), so
-    a candidate scored on all of them is also judged on windows its ranges never saw."""
-    return windows[::2] if len(windows) >= 2 * MIN_CALIBRATION else windows
-
-
 def _concrete(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
     tf = import_tf()
     sig = [tf.TensorSpec(shape, tf.float32, name=n) for n, shape in specs]

@@ -35,6 +35,8 @@ def test_manifest_records_the_chosen_scheme(tiny_bundle: Path) -> None:
             assert r["scores"]["cosine_mean"] >= 0.99 and r["scores"]["sqnr_db"] >= 15
             assert r["scores"]["windows"] == obj["calibration"]["windows"]
         assert tfl["scores"]["tflm"]["prediction_disagreements"] == 0
+        want = "cross-fitted" if obj["calibration"]["windows"] >= 8 else "in-sample"
+        assert all(t["scores"]["scored"] == want for t in tfl["tried"] if t["scores"])
 
 
 def test_no_scheme_passes_writes_the_report(tiny_edge_run: Path, tmp_path: Path) -> None:
@@ -209,13 +211,16 @@ def test_op_profile_prefixes_are_real_subgraphs(tiny_bundle: Path) -> None:
         prefix_model(data, 0)
 
 
-def test_calibration_set_fit_split_and_headroom() -> None:
-    from crossl_edge.export.tflite_export import calibration_set, fit_windows
+def test_calibration_set_and_cross_folds() -> None:
+    from crossl_edge.export.search import cross_folds
+    from crossl_edge.export.tflite_export import calibration_set
 
     x = np.random.default_rng(0).standard_normal((10, 3, 20)).astype(np.float32)
-    fit = fit_windows(x)
-    assert np.array_equal(fit, x[::2])                    # the odd windows stay unseen
-    assert fit_windows(x[:7]) is not None and len(fit_windows(x[:7])) == 7   # too few to split
+    folds = cross_folds(len(x))
+    assert len(folds) == 2 and cross_folds(7) == []         # too few windows to split: in-sample
+    for fit, held in folds:                                   # every window held out exactly once
+        assert not set(fit) & set(held)
+    assert sorted(np.concatenate([h for _, h in folds])) == list(range(10))
     assert np.array_equal(calibration_set(x), x)
     wide = calibration_set(x, headroom=1.25)
     assert wide.shape == (20, 3, 20) and np.allclose(wide[10:], x * 1.25)

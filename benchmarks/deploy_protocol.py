@@ -84,7 +84,8 @@ def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> dict[str, Any]
                        "onnx_int8_f1": s["onnx_int8"]["macro_f1"],
                        "tflite_int8_agreement": s["tflite_int8"].get("agreement"),
                        "tflm_agreement": s.get("tflm", {}).get("agreement_with_litert"),
-                       "tflm_disagreements": s.get("tflm", {}).get("disagreements")}
+                       "tflm_disagreements": s.get("tflm", {}).get("disagreements"),
+                       "tflite_int8_changed": s["tflite_int8"].get("changed", [])}
                       for s in res.subsets]
     m = load_manifest(root / "bundle")
     row["layernorm"] = {e.name: e.quant_extra["scheme"]["tflite_int8"]["options"].get(
@@ -121,6 +122,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         d = np.array([x["float_f1"] - x["tflite_int8_f1"] for r in ok for x in r["subsets"]])
         if d.size:
             s["tflite_int8"]["drop_within_1pt"] = int((d <= 0.01 + 1e-9).sum())
+        ranks = [c["margin_rank"] for r in ok for x in r["subsets"]
+                 for c in x.get("tflite_int8_changed", [])]
+        s["tflite_int8"]["changed_windows_margin_ranks"] = sorted(ranks)
         ratios = [v["int8_over_float"] for r in ok for v in (r.get("latency") or {}).values()]
         if ratios:
             s["latency_int8_over_float"] = {"max": max(ratios), "median": float(

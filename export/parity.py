@@ -175,6 +175,16 @@ def encoder_parity(m: Manifest, e: ModalityEntry, x: np.ndarray, model: Any | No
     return out, lat
 
 
+def changed_windows(pred_f: np.ndarray, pred: np.ndarray,
+                    margin: np.ndarray) -> list[dict[str, Any]]:
+    """Windows whose int8 prediction differs from float, with the float model's own top-1 minus
+    top-2 logit margin and its rank among all windows (1 = the closest call of the test set)."""
+    rank = np.empty(len(margin), int)
+    rank[np.argsort(margin, kind="stable")] = np.arange(1, len(margin) + 1)
+    return [{"window": int(i), "float_margin": float(margin[i]), "margin_rank": int(rank[i])}
+            for i in np.flatnonzero(pred != pred_f)]
+
+
 def end_to_end(m: Manifest, lat: dict[str, dict[str, np.ndarray]], labels: np.ndarray,
                model: Any | None) -> list[dict[str, Any]]:
     """Accuracy/macro-F1/confusion of float vs each int8 pipeline on every modality subset."""
@@ -196,16 +206,19 @@ def end_to_end(m: Manifest, lat: dict[str, dict[str, np.ndarray]], labels: np.nd
             with torch.no_grad():
                 logits = model.classify(torch.from_numpy(stack["reference"]),
                                         torch.from_numpy(np.repeat(pres, len(labels), 0)))
-            pred_f = logits.numpy().argmax(-1)
+            logits_f = logits.numpy()
         else:
-            pred_f = np.array([phone["onnx_int8"].run(z[None], pres).argmax()
-                               for z in stack["reference"]])
+            logits_f = np.concatenate([phone["onnx_int8"].run(z[None], pres)
+                                       for z in stack["reference"]])
+        pred_f = logits_f.argmax(-1)                                        # (N,)
+        margin = np.diff(np.sort(logits_f, axis=-1)[:, -2:], axis=-1)[:, 0]  # top-1 - top-2
         row: dict[str, Any] = {"present": list(subset), "float": scores(labels, pred_f, k)}
         for p in PIPELINES:
             pred = np.array([phone[p].run(z[None], pres).argmax() for z in stack[p]])
             row[p] = scores(labels, pred, k)
             row[p]["f1_drop"] = row["float"]["macro_f1"] - row[p]["macro_f1"]
             row[p]["agreement"] = float((pred == pred_f).mean())
+            row[p]["changed"] = changed_windows(pred_f, pred, margin)
             if p == "tflite_int8" and "tflm" in stack:
                 micro = np.array([phone[p].run(z[None], pres).argmax() for z in stack["tflm"]])
                 row["tflm"] = {"agreement_with_litert": float((micro == pred).mean()),
@@ -248,8 +261,11 @@ def run_parity(bundle: str | Path, *, data: str | None = None,
             suspects.extend(row["present"])
         for p in PIPELINES:
             if row[p]["f1_drop"] > thresholds.max_f1_drop + 1e-9:
+                ranks = ", ".join(str(c["margin_rank"]) for c in row[p]["changed"])
                 failures.append(f"{'+'.join(row['present'])} {p}: macro-F1 drop "
-                                f"{row[p]['f1_drop']:.3f} > {thresholds.max_f1_drop}")
+                                f"{row[p]['f1_drop']:.3f} > {thresholds.max_f1_drop} (changed "
+                                f"windows' float-margin rank {ranks} of {len(test)}, 1 = the "
+                                "closest call)")
                 suspects.extend(row["present"])
     runtimes = {d: dist_version(d, default="absent")
                 for d in ("ai-edge-litert", "onnxruntime", "tflite-micro")}

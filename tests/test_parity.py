@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crossl_edge.manifest import manifest_fingerprint
@@ -86,3 +87,16 @@ def test_parity_bad_bundles(tiny_bundle: Path, tmp_path: Path,
     code, _, err = _cli(["parity", str(tiny_bundle), "--data", str(tmp_path / "nodata")],
                         capsys)
     assert code != 0 and "Traceback" not in err
+
+
+def test_changed_windows_carry_the_float_margin_rank() -> None:
+    from crossl_edge.export.parity import changed_windows
+
+    pred_f = np.array([0, 1, 2, 1])
+    pred = np.array([0, 2, 2, 0])
+    margin = np.array([3.0, 0.01, 1.0, 0.5])
+    got = changed_windows(pred_f, pred, margin)
+    assert [c["window"] for c in got] == [1, 3]
+    assert [c["margin_rank"] for c in got] == [1, 2]      # the two closest calls flipped
+    assert got[0]["float_margin"] == pytest.approx(0.01)
+    assert changed_windows(pred_f, pred_f, margin) == []

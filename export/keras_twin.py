@@ -138,6 +138,9 @@ def keras_encoder(encoder: Any, *, window: int, name: str = "encoder",
                   layernorm: str = "decomposed") -> Any:
     """Keras twin of ``encoder``: input (1, T, C) float32 -> latent (1, D), batch fixed at 1;
     ``layernorm`` picks how a LayerNorm is written (LAYERNORMS)."""
+    from crossl_edge.export.tflite_export import import_tf
+
+    import_tf()   # TensorFlow quiet and oneDNN off before keras imports it
     import keras
     from torch import nn
 
@@ -164,6 +167,9 @@ def keras_encoder(encoder: Any, *, window: int, name: str = "encoder",
 
 def keras_phone(phone: Any, *, n_modalities: int, latent_dim: int) -> Any:
     """Keras twin of PhoneModel: (latents (1, M, D), present (1, M)) -> logits (1, K)."""
+    from crossl_edge.export.tflite_export import import_tf
+
+    import_tf()   # TensorFlow quiet and oneDNN off before keras imports it
     import keras
     from keras import ops
 

@@ -217,10 +217,10 @@ def layer_errors(converter: Any, calibration: np.ndarray, *,
     import warnings
 
     tf = import_tf()
-    dbg = tf.lite.experimental.QuantizationDebugger(converter=converter,
-                                                    debug_dataset=representative(calibration))
-    with quiet_stderr(), warnings.catch_warnings():
+    with quiet_stderr(), warnings.catch_warnings():   # the debugger converts and runs: chatty
         warnings.simplefilter("ignore")
+        dbg = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative(calibration))
         dbg.run()
     buf = io.StringIO()
     dbg.layer_statistics_dump(buf)

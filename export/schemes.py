@@ -48,14 +48,15 @@ def _tfl(p: float, *, per_channel: bool = True, layernorm: str = "decomposed",
                   per_channel=per_channel, layernorm=layernorm, headroom=headroom)
 
 
-# Every candidate of a LayerNorm form is scored. Clipped calibration inputs first (the input
-# range dominates the error of the LayerNorm encoder); headroom keeps a window larger than any
-# calibration window from saturating (an edge latent went from 25 to 38 dB SQNR on unseen
-# windows). LayerNorm as one L2_NORMALIZATION kernel is a fallback: it removes the int8
-# variance/RSQRT error, but XNNPACK does not run it, so LiteRT splits the graph (slower).
+# Every candidate of a LayerNorm form is scored. Clipped calibration inputs first: the input
+# range dominates the LayerNorm encoder's error (on UCI HAR's spiky gyroscope, p95-p97 gave 3 dB
+# more test-window latent SQNR than p99). Headroom keeps a window larger than any calibration
+# window from saturating (an edge latent went from 25 to 38 dB SQNR on unseen windows).
+# LayerNorm as one L2_NORMALIZATION kernel is a fallback: it removes the int8 variance/RSQRT
+# error, but XNNPACK does not run it, so LiteRT splits the graph (slower).
 TFLITE_SCHEMES: tuple[Scheme, ...] = (
-    _tfl(99.5), _tfl(99.9), _tfl(99.0), _tfl(100.0), _tfl(99.5, headroom=1.25),
-    _tfl(100.0, headroom=1.25), _tfl(99.5, per_channel=False),
+    _tfl(99.5), _tfl(99.9), _tfl(99.0), _tfl(100.0), _tfl(98.0), _tfl(95.0),
+    _tfl(99.5, headroom=1.25), _tfl(100.0, headroom=1.25), _tfl(99.5, per_channel=False),
     _tfl(99.5, layernorm="l2norm"), _tfl(99.9, layernorm="l2norm"),
     _tfl(100.0, headroom=1.25, layernorm="l2norm"),
 )

@@ -164,20 +164,37 @@ class Judge:
                    for s in self.subsets(name))
 
 
+SQNR_TIE_DB = 1.0   # SQNR differences below this are estimation noise (cross-fits on few windows)
+
+
 def rank(t: Trial) -> tuple[int, float]:
     """Sort key of passing candidates: fewest calibration flips, then highest latent SQNR."""
     return t.scores["flips"], -t.scores["sqnr_db"]
 
 
+def preferred(trials: list[Trial]) -> list[Trial]:
+    """``trials`` (all scored) best first: fewest flips; among those, the earliest in the scheme
+    list whose SQNR is within SQNR_TIE_DB of the best, so a later candidate displaces an earlier
+    one only by a margin larger than the estimate's noise; then the rest by rank."""
+    if not trials:
+        return []
+    fewest = min(t.scores["flips"] for t in trials)
+    pool = [t for t in trials if t.scores["flips"] == fewest]
+    top = max(t.scores["sqnr_db"] for t in pool)
+    first = next(t for t in pool if t.scores["sqnr_db"] >= top - SQNR_TIE_DB)
+    return [first, *sorted((t for t in trials if t is not first), key=rank)]
+
+
 def choose(trials: list[Trial], targets: Targets) -> tuple[Trial | None, str]:
-    """The chosen trial and why: of the candidates passing the thresholds (and not changed by
-    TFLite Micro), fewest flips then highest SQNR; else the least TFLM-changed one; else None."""
+    """The chosen trial and why: the preferred() candidate passing the thresholds (and not changed
+    by TFLite Micro); else the least TFLM-changed one; else None."""
     passing = [t for t in trials if t.passes(targets) and not t.tflm_rejected]
     if passing:
-        best = min(passing, key=rank)
+        best = preferred(passing)[0]
         return best, (f"of {len(passing)} candidate(s) passing the thresholds, fewest prediction "
-                      f"flips on the calibration windows ({best.scores['flips']}), then highest "
-                      f"latent SQNR ({best.scores['sqnr_db']:.1f} dB)")
+                      f"flips on the calibration windows ({best.scores['flips']}), then the "
+                      f"first within {SQNR_TIE_DB:g} dB of the highest latent SQNR "
+                      f"({best.scores['sqnr_db']:.1f} dB)")
     micro = [t for t in trials if t.tflm_rejected]
     if micro:   # every passing candidate rounds a boundary window differently on TFLM
         best = min(micro, key=lambda t: (t.scores["tflm"]["prediction_disagreements"], *rank(t)))

@@ -23,7 +23,7 @@ from crossl_edge.export.schemes import (
     Trial,
     choose,
     onnx_schemes,
-    rank,
+    preferred,
 )
 from crossl_edge.manifest import QParams
 from crossl_edge.runtime.backends import run_each
@@ -132,7 +132,7 @@ def search_tflite(scratch: Path, *, twins: Twins, calib: np.ndarray, judge: Judg
                   targets: Targets, log_step: Callable[[str], None]) -> tuple[list[Trial],
                                                                               Trial | None, str]:
     """Score every TFLITE_SCHEMES candidate of a LayerNorm form (the XNNPACK-friendly decomposed
-    form first), then check the best-ranked ones on TFLite Micro until one agrees with LiteRT;
+    form first), then check them on TFLite Micro in preferred() order until one agrees with LiteRT;
     the L2_NORMALIZATION form is tried only when every decomposed candidate flips a prediction."""
     from crossl_edge.export import tflm
 
@@ -148,7 +148,7 @@ def search_tflite(scratch: Path, *, twins: Twins, calib: np.ndarray, judge: Judg
                 log_step(f"{name}: tflite int8 {s.name} SQNR {t.scores['sqnr_db']:.1f} dB, "
                          f"{t.scores['flips']} flip(s)")
         trials += group
-        for t in sorted((t for t in group if t.passes(targets)), key=rank):
+        for t in preferred([t for t in group if t.passes(targets)]):
             if not tflm.tflm_available():
                 break
             write_bytes(scratch, t.data)

@@ -17,14 +17,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import save
+from crossl_edge.metrics import sqnr_db
 
 PERCENTILES = (99.5, 99.9, 100.0)
 HEADROOMS = (1.0, 1.1, 1.25)
-
-
-def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    """10 log10(signal energy / error energy) over all windows."""
-    return float(10 * np.log10((ref ** 2).sum() / max(float(((got - ref) ** 2).sum()), 1e-30)))
 
 
 def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> list[dict[str, Any]]:
@@ -57,9 +53,9 @@ def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> list[dict[str,
                     calibration=te.calibration_set(calib, percentile=pct, headroom=room)))
                 rows.append({"encoder": encoder, "mode": mode, "seed": seed,
                              "modality": m.name, "input_percentile": pct, "headroom": room,
-                             "test_sqnr_db": sqnr_db(ref_t, tflite_int8_latents(path, x)[0]),
-                             "calibration_sqnr_db": sqnr_db(ref_c, tflite_int8_latents(path,
-                                                                                     calib)[0])})
+                             "test_sqnr_db": sqnr_db(tflite_int8_latents(path, x)[0], ref_t),
+                             "calibration_sqnr_db": sqnr_db(tflite_int8_latents(path, calib)[0],
+                                                            ref_c)})
     return rows
 
 

@@ -55,3 +55,10 @@ def cosine_rows(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row of ``got`` (N, D) with the same row of ``ref``."""
     den = np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1) + 1e-12
     return (got * ref).sum(-1) / den
+
+
+def sqnr_db(got: np.ndarray, ref: np.ndarray) -> float:
+    """10 log10(signal energy / error energy) of ``got`` vs ``ref`` over all elements (inf when
+    they are equal)."""
+    noise = float(((got - ref) ** 2).sum())
+    return float(10 * np.log10(float((ref ** 2).sum()) / noise)) if noise > 0 else float("inf")

@@ -1,8 +1,8 @@
 """Channels-last Keras twins of the PyTorch encoders and phone model, with the weights copied.
 
-An encoder's LayerNorm becomes L2_NORMALIZATION of (x - mu) with an eps channel (exact, one int8
-kernel; or the decomposed MEAN/MUL/RSQRT chain); its affine and the PReLU after it become two affine
-branches relu(n*g*c + b*c) + (n*g*a + b*a), c = 1 - a; BatchNorm folds into the convolution.
+An encoder's LayerNorm is written out as MEAN/SUB/MUL/MEAN/ADD/RSQRT/MUL ("decomposed", XNNPACK runs
+it in int8) or as one L2_NORMALIZATION of (x - mu) with an eps channel ("l2norm", exact); its affine
+and PReLU become relu(n*g*c + b*c) + (n*g*a + b*a), c = 1 - a; BatchNorm folds into the conv.
 """
 
 from __future__ import annotations
@@ -140,6 +140,8 @@ def keras_encoder(encoder: Any, *, window: int, name: str = "encoder",
     ``layernorm`` picks how a LayerNorm is written (LAYERNORMS)."""
     from crossl_edge.export.tflite_export import import_tf
 
+    if layernorm not in LAYERNORMS:
+        raise ValueError(f"layernorm must be one of {LAYERNORMS}, got {layernorm!r}")
     import_tf()   # TensorFlow quiet and oneDNN off before keras imports it
     import keras
     from torch import nn

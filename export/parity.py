@@ -14,7 +14,7 @@ import numpy as np
 from crossl_edge.errors import UsageError
 from crossl_edge.export import tflm
 from crossl_edge.manifest import MANIFEST, Manifest, ModalityEntry, load_manifest
-from crossl_edge.metrics import cosine_rows
+from crossl_edge.metrics import cosine_rows, sqnr_db
 from crossl_edge.runtime.backends import dist_version, run_each
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,8 @@ def latent_stats(got: np.ndarray, ref: np.ndarray, scale: float) -> dict[str, fl
     """Cosine mean/min, SQNR (dB) and error in output LSBs of latents (N, D) vs reference."""
     cos = cosine_rows(got, ref)
     err = np.abs(got - ref)
-    noise = float(((got - ref) ** 2).sum())
-    sqnr = 10 * np.log10(float((ref ** 2).sum()) / noise) if noise > 0 else float("inf")
     return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
-            "sqnr_db": float(sqnr), "max_err_lsb": float(err.max() / scale),
+            "sqnr_db": sqnr_db(got, ref), "max_err_lsb": float(err.max() / scale),
             "p99_err_lsb": float(np.percentile(err, 99) / scale),
             "max_abs_err": float(err.max())}
 

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.errors import UsageError
-from crossl_edge.metrics import cosine_rows, modality_subsets, presence_vector, scores
+from crossl_edge.metrics import (
+    cosine_rows,
+    modality_subsets,
+    presence_vector,
+    scores,
+    sqnr_db,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +151,7 @@ class Judge:
     def score(self, name: str, latents: np.ndarray) -> dict[str, Any]:
         """Latent fidelity of ``latents`` (N, D) and the phone model's F1 drop / flips."""
         ref = self.reference[name]
-        noise = float(((latents - ref) ** 2).sum())
-        sqnr = 10 * np.log10(float((ref ** 2).sum()) / noise) if noise > 0 else 99.0
+        sqnr = sqnr_db(latents, ref)
         cos = cosine_rows(latents, ref)
         drops, flips = [], 0
         for subset in self.subsets(name):

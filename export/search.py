@@ -26,6 +26,7 @@ from crossl_edge.export.schemes import (
     preferred,
 )
 from crossl_edge.manifest import QParams
+from crossl_edge.metrics import sqnr_db
 from crossl_edge.runtime.backends import run_each
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _tflite_trial(scratch: Path, s: Scheme, *, twins: Twins, calib: np.ndarray, 
         t.error = str(e)
         return t
     t.scores = {**judge.score(name, held), "scored": "cross-fitted" if folds else "in-sample",
-                "in_sample_sqnr_db": judge.score(name, in_sample)["sqnr_db"]}
+                "in_sample_sqnr_db": min(sqnr_db(in_sample, judge.reference[name]), 99.0)}
     return t
 
 

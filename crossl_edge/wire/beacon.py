@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
-from .frame import Field, FrameError, FrameErrorReason, _check_int, field_offsets
+from .fields import Field, FrameError, FrameErrorReason, check_int, field_offsets
 
 BEACON_MAGIC: Final[bytes] = b"CB"
 BEACON_VERSION: Final[int] = 2          # introduced with frame format v2
@@ -48,7 +48,7 @@ class Beacon:
         for f in BEACON_FIELDS:
             if f.const is None:
                 hi = (1 << (8 * f.size)) - 1
-                object.__setattr__(self, f.name, _check_int(f.name, getattr(self, f.name), hi))
+                object.__setattr__(self, f.name, check_int(f.name, getattr(self, f.name), hi))
         if self.flags & 0xF0:
             raise FrameError(FrameErrorReason.BAD_FLAGS, f"beacon flags=0x{self.flags:02x}: "
                              "critical bits are undefined")
@@ -85,7 +85,3 @@ def decode_beacon(buf: bytes | bytearray | memoryview) -> Beacon:
     return Beacon(epoch=h["epoch"], phone_time_us=h["phone_time_us"], origin_us=h["origin_us"],
                   fingerprint=h["fingerprint"], beacon_seq=h["beacon_seq"], flags=h["flags"])
 
-
-def is_beacon(buf: bytes | bytearray | memoryview) -> bool:
-    """True when ``buf`` starts like a beacon (magic "CB"); it may still fail to decode."""
-    return bytes(buf[:2]) == BEACON_MAGIC

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .frame import FrameError, FrameErrorReason
+from .fields import FrameError, FrameErrorReason
 
 DELIMITER: Final[bytes] = b"\x00"
 

@@ -7,14 +7,21 @@ v2 adds the time base (grid window, sync epoch, node boot), see `timebase.py` an
 from __future__ import annotations
 
 import enum
-import hashlib
-import operator
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+
+from .fields import (
+    Field,
+    FrameError,
+    FrameErrorReason,
+    check_int,
+    field_offsets,
+    field_range,
+)
 
 FORMAT_VERSION: Final[int] = 1          # the original format; frames of it never change
 FORMAT_VERSION_V2: Final[int] = 2       # adds window/epoch/boot: nodes aligned to phone beacons
@@ -24,20 +31,6 @@ CRC32_POLY_REFLECTED: Final[int] = 0xEDB88320  # CRC-32/ISO-HDLC, the one zlib.c
 FLAGS_CRITICAL_MASK: Final[int] = 0xF0  # bits 4-7: a decoder must understand them or reject
 FLAGS_ANCILLARY_MASK: Final[int] = 0x0F  # bits 0-3: a decoder ignores the ones it does not know
 MAX_LATENT_LENGTH: Final[int] = 0xFFFF
-
-
-@dataclass(frozen=True)
-class Field:
-    """One little-endian header field; `fmt` is its struct code, `const` a fixed value."""
-
-    name: str
-    fmt: str
-    doc: str
-    const: int | bytes | None = None
-
-    @property
-    def size(self) -> int:
-        return struct.calcsize("<" + self.fmt)
 
 
 FIELDS: Final[tuple[Field, ...]] = (
@@ -66,15 +59,6 @@ TRAILER_FIELDS: Final[tuple[Field, ...]] = (
     Field("crc32", "I", "CRC-32 (IEEE, = zlib.crc32) of every byte before it."),
 )
 FIELDS_BY_VERSION: Final[dict[int, tuple[Field, ...]]] = {1: FIELDS, 2: FIELDS_V2}
-
-
-def field_offsets(fields: tuple[Field, ...]) -> dict[str, int]:
-    """Byte offset of each field of a packed little-endian layout."""
-    offsets, off = {}, 0
-    for f in fields:
-        offsets[f.name] = off
-        off += f.size
-    return offsets
 
 
 OFFSETS_BY_VERSION: Final[dict[int, dict[str, int]]] = {
@@ -142,21 +126,6 @@ DTYPE_DOCS: Final[dict[LatentDType, str]] = {
 }
 
 
-class FrameErrorReason(enum.IntEnum):
-    """Why a frame was rejected; the value is the C status code (CROSSL_FRAME_ERR_*)."""
-
-    TRUNCATED = -1
-    BAD_MAGIC = -2
-    UNKNOWN_VERSION = -3
-    BAD_DTYPE = -4
-    LENGTH_MISMATCH = -5
-    BAD_CRC = -6
-    BAD_FLAGS = -7
-    BUFFER_TOO_SMALL = -8
-    INVALID_ARGUMENT = -9
-    BAD_COBS = -10
-
-
 REASON_DOCS: Final[dict[FrameErrorReason, str]] = {
     FrameErrorReason.TRUNCATED: "fewer bytes than the header or the declared latent needs",
     FrameErrorReason.BAD_MAGIC: 'first two bytes are not "CL"',
@@ -184,32 +153,6 @@ DECODE_CHECKS: Final[tuple[tuple[FrameErrorReason, str], ...]] = (
     (FrameErrorReason.BAD_FLAGS, "flags & 0xF0 has a bit this decoder does not know (all, in "
                                  "v1 and v2)"),
 )
-
-
-class FrameError(ValueError):
-    """A frame could not be encoded or decoded; `.reason` says why, the message says what."""
-
-    def __init__(self, reason: FrameErrorReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _field_range(fmt: str) -> int:
-    return (1 << (8 * struct.calcsize("<" + fmt))) - 1
-
-
-def _check_int(name: str, value: Any, hi: int) -> int:
-    if isinstance(value, bool):
-        raise FrameError(FrameErrorReason.INVALID_ARGUMENT, f"{name} must be an integer, not bool")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
-                         f"{name} must be an integer, got {type(value).__name__}") from None
-    if not 0 <= v <= hi:
-        raise FrameError(FrameErrorReason.INVALID_ARGUMENT,
-                         f"{name}={v} out of range: it must fit 0..{hi}")
-    return v
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,7 +195,7 @@ class LatentFrame:
         for f in FIELDS_V2:
             if f.const is None and f.name not in ("dtype", "length"):
                 object.__setattr__(self, f.name,
-                                   _check_int(f.name, getattr(self, f.name), _field_range(f.fmt)))
+                                   check_int(f.name, getattr(self, f.name), field_range(f.fmt)))
         if self.flags & FLAGS_CRITICAL_MASK:
             raise FrameError(FrameErrorReason.BAD_FLAGS, f"flags=0x{self.flags:02x}: critical "
                              f"bits (mask 0x{FLAGS_CRITICAL_MASK:02x}) are undefined in v1")
@@ -278,7 +221,7 @@ class LatentFrame:
 def frame_size(n: int, dtype: LatentDType | str | int = LatentDType.INT8, *,
                version: int = FORMAT_VERSION) -> int:
     """Bytes of a frame of ``version`` holding `n` latent elements of `dtype`."""
-    n = _check_int("n", n, MAX_LATENT_LENGTH)
+    n = check_int("n", n, MAX_LATENT_LENGTH)
     if version not in OVERHEAD_BY_VERSION:
         raise FrameError(FrameErrorReason.UNKNOWN_VERSION, f"no frame format version {version}")
     return OVERHEAD_BY_VERSION[version] + n * LatentDType.parse(dtype).itemsize
@@ -360,16 +303,4 @@ def fingerprint32(fingerprint: str | int) -> int:
             return int(text, 16)
         raise FrameError(FrameErrorReason.INVALID_ARGUMENT, f"fingerprint {fingerprint!r} is not "
                          "the manifest's 8-hex-digit fingerprint_hex")
-    return _check_int("fingerprint", fingerprint, 0xFFFFFFFF)
-
-
-def definition_digest() -> str:
-    """Short sha256 of the definition tables: generated files carry it as provenance."""
-    from .beacon import BEACON_FIELDS, BEACON_MAGIC
-    from .timebase import TIMEBASE_CONSTANTS
-
-    text = repr((FORMAT_VERSION, MAGIC, FIELDS, FIELDS_V2, TRAILER_FIELDS, BEACON_MAGIC,
-                 BEACON_FIELDS, sorted(TIMEBASE_CONSTANTS.items()), sorted(_DTYPE_WIRE.items()),
-                 [(r.name, r.value) for r in FrameErrorReason], FLAGS_CRITICAL_MASK,
-                 CRC32_POLY_REFLECTED))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return check_int("fingerprint", fingerprint, 0xFFFFFFFF)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from crossl_edge.firmware_bridge.generated import generator_main, sync_file
-
 from . import frame as F
+from .digest import definition_digest
+from .generated import generator_main, sync_file
 from .sync_c import render_sync
 
 HEADER_PATH = Path(__file__).resolve().parent / "c" / "crossl_frame.h"
@@ -66,7 +66,7 @@ def render_header() -> str:
     table = _crc_nibble_table()
     subs = {
         "VERSION": str(F.FORMAT_VERSION),
-        "DIGEST": F.definition_digest(),
+        "DIGEST": definition_digest(),
         "MAGIC0": f"0x{F.MAGIC[0]:02X}", "MAGIC1": f"0x{F.MAGIC[1]:02X}",
         "MAGICC0": chr(F.MAGIC[0]), "MAGICC1": chr(F.MAGIC[1]),
         "HEADER": str(F.HEADER_SIZE), "TRAILER": str(F.TRAILER_SIZE),

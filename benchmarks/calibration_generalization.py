@@ -30,9 +30,10 @@ def one_run(root: Path, *, encoder: str, mode: str, seed: int) -> list[dict[str,
     from crossl_edge.export import tflite_export as te
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.export.search import tflite_int8_latents
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
+    from crossl_edge.trained import load_model
 
     train_run(TrainConfig(mode=mode, encoder=encoder, seed=seed, device="cpu"), root / "run")
     info, model = load_model(root / "run")

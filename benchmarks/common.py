@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from crossl_edge.atomic import write_json
+from crossl_edge.bench.report import cpu_model
 from crossl_edge.runtime.backends import dist_version
-from crossl_edge.runtime.bench_report import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS, save
 from crossl_edge.atomic import write_text
 from crossl_edge.manifest import load_manifest
-from crossl_edge.runtime.clock_scenarios import ClockSweep
-from crossl_edge.runtime.simulate import simulate
+from crossl_edge.sim.clock_scenarios import ClockSweep
+from crossl_edge.sim.simulate import simulate
 
 DRIFTS = (0.0, 20.0, 100.0, 1000.0, 5000.0, 20000.0, 50000.0)
 SPREADS = (0.0, 3.0, 10.0, 30.0)

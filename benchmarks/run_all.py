@@ -68,8 +68,8 @@ def export_time(work: Path, out: Path, *, encoders: list[str], quick: bool) -> d
 
 def latency(bundles: dict[str, Path], out: Path, *, quick: bool, min_seconds: float) -> dict:
     """run_bench on each bundle -> inference_latency[_ENC].json, end_to_end_latency.json, plots."""
-    from crossl_edge.runtime.bench import run_bench
-    from crossl_edge.runtime.bench_report import plot
+    from crossl_edge.bench.bench import run_bench
+    from crossl_edge.bench.report import plot
 
     results, e2e = {}, {}
     for enc, bundle in bundles.items():
@@ -101,7 +101,7 @@ def load(bundle: Path, out: Path, *, quick: bool) -> dict[str, Any]:
 
 def _row_line(r: dict[str, Any]) -> str:
     s = r["steady"] or {}
-    from crossl_edge.runtime.bench_report import us
+    from crossl_edge.bench.report import us
 
     xnn = "-" if r["xnnpack"] is None else ("on" if r["xnnpack"] else "off")
     return (f"| {r['model']} | {r['kind']} | {r['runtime']} {r['runtime_version']} | "

@@ -103,8 +103,8 @@ def _firmware_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict
 
 
 def _simulate_stage(bundle: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    from crossl_edge.runtime.simulate import simulate
-    from crossl_edge.runtime.tables import format_simulation
+    from crossl_edge.sim.simulate import simulate
+    from crossl_edge.tables import format_simulation
 
     say("[5/5] simulating the body-area network (int8 nodes -> lossy radio -> phone) ...")
     result = simulate(bundle, loss_rates=(0.0, 0.1, 0.3, 0.5), seed=0)

@@ -53,7 +53,8 @@ def format_table(result: dict[str, object]) -> str:
 
 def evaluate_run(run: str, *, data: str | None = None) -> dict[str, object]:
     """Reload a finished run and its test split (or ``data``) and evaluate it."""
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.trained import load_model
 
     info, model = load_model(run)
     ds = load_run_dataset(info, data=data)

@@ -186,8 +186,8 @@ def from_json(obj: Any, root: Path) -> Manifest:
 
 def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
     """Read and validate BUNDLE/manifest.json. With ``verify`` (every reader but report tools),
-    also check the fingerprint, every artifact's and the samples' sha256, and that the models'
-    shapes (encoders' window, channels, latent size; phone model's inputs and classes) agree."""
+    also check the fingerprint and every artifact's and the samples' sha256. Pure: no model is
+    opened here; `crossl_edge.runtime.bundle.open_bundle` adds the model-shape check."""
     root = Path(bundle)
     f = root / MANIFEST
     if not f.is_file():
@@ -205,9 +205,6 @@ def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
             raise CheckFailed(f"{f} does not match its fingerprint (edited or corrupt); "
                               "re-export the bundle.")
         verify_hashes(m)
-        from crossl_edge.model_shapes import check_models
-
-        check_models(m)
     return m
 
 

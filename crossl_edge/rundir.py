@@ -13,8 +13,12 @@ from crossl_edge.errors import UsageError
 
 RUN_FORMAT = "crossl-edge-run"
 RUN_FORMAT_VERSION = 1
+# Every file name of a run folder, in one place.
 RUN_JSON = "run.json"
 METRICS_JSON = "metrics.json"
+HISTORY_JSON = "history.json"
+CHECKPOINT_PT = "checkpoint.pt"   # resumable state while training; removed when the run completes
+MODEL_PT = "model.pt"             # the trained model: {"model_config", "state_dict"}
 
 
 @dataclass
@@ -130,30 +134,6 @@ def _check_meta(info: RunInfo, f: Path) -> None:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{f} is inconsistent ({type(e).__name__}: {e}); retrain the run or "
                          "restore run.json.") from e
-
-
-def load_model(path: str | Path):  # -> tuple[RunInfo, CroSSL]
-    """The run's info and its trained CroSSL model (eval mode, CPU); model.pt must be this run's."""
-    from crossl_edge.model.crossl import CroSSL, ModelConfig
-    from crossl_edge.train import checkpoint
-
-    info = read_run(path)
-    f = info.path / checkpoint.MODEL
-    ck = checkpoint.load(f)
-    try:
-        cfg = ModelConfig.from_json(ck["model_config"])
-        model = CroSSL(cfg)
-        model.load_state_dict(ck["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise UsageError(f"{f} is not a model checkpoint of this toolkit ({type(e).__name__}); "
-                         "retrain the run.") from e
-    want = tuple((m.name, m.n_channels, info.windows[m.name]) for m in info.modalities)
-    got = tuple((m.name, m.channels, m.window) for m in cfg.modalities)
-    if got != want or cfg.n_classes != len(info.classes):
-        raise UsageError(f"{f} belongs to another run (modalities {got}, {cfg.n_classes} classes; "
-                         f"run.json says {want}, {len(info.classes)}); restore this run's model.pt "
-                         "or retrain.")
-    return info, model.eval()
 
 
 def load_run_dataset(info: RunInfo, *, data: str | None = None) -> Dataset:

@@ -134,9 +134,11 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
     scheme record)."""
     import torch
 
-    from crossl_edge.export import onnx_export, tflite_export, tflm
+    from crossl_edge import tflite_graph
+    from crossl_edge.export import onnx_export, tflite_export
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.model.encoders import ChannelLayerNorm, encoder_macs
+    from crossl_edge.runtime import tflm
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
 
     _, c, t = calib.shape
@@ -181,8 +183,8 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
     runner = TFLiteRunner(p)
     i, o = runner.inputs[0], runner.outputs[0]
     qin, qlat = QParams(i.scale, i.zero_point), QParams(o.scale, o.zero_point)
-    stats.update({"tflite_int8_ops": tflite_export.builtin_ops(q_bytes),
-                  "tflite_int8_op_count": tflite_export.op_count(q_bytes)})
+    stats.update({"tflite_int8_ops": tflite_graph.builtin_ops(q_bytes),
+                  "tflite_int8_op_count": tflite_graph.op_count(q_bytes)})
     if tflm.tflm_available():
         tol = tfl["scores"].get("tflm") or {}
         if tol.get("max_lsb_vs_litert_builtin", 0) > tflm.TFLM_MAX_LSB:
@@ -239,14 +241,14 @@ def _publish_modes(root: Path) -> None:
 
 
 def _source(info: Any, data: str | None) -> dict[str, Any]:
-    from crossl_edge.train import checkpoint
+    from crossl_edge.rundir import MODEL_PT
 
     train = info.meta.get("train", {})
     return {"run": str(info.path.resolve()), "dataset": info.meta["dataset"],
             "data_path": data or train.get("data_path"),
             "data_options": train.get("data_options") or {},
             "encoder": info.meta["model"]["encoder"],
-            "model_sha256": file_sha256(info.path / checkpoint.MODEL)}
+            "model_sha256": file_sha256(info.path / MODEL_PT)}
 
 
 def failure_report_path(out: str | Path) -> Path:
@@ -274,7 +276,8 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: 
 def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None,
                    data: str | None, progress: Progress | None, targets: Targets) -> Manifest:
     from crossl_edge.export.tflite_export import check_calibration, import_tf
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.trained import load_model
 
     advance = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()

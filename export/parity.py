@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.errors import UsageError
-from crossl_edge.export import tflm
-from crossl_edge.manifest import MANIFEST, Manifest, ModalityEntry, load_manifest
+from crossl_edge.manifest import MANIFEST, Manifest, ModalityEntry
 from crossl_edge.metrics import cosine_rows, sqnr_db
+from crossl_edge.runtime import tflm
 from crossl_edge.runtime.backends import dist_version, run_each
+from crossl_edge.runtime.bundle import open_bundle
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,12 @@ def _dataset(m: Manifest, data: str | None) -> Any:
 def _reference_model(m: Manifest) -> Any | None:
     """The run's PyTorch model when the run is still there and unchanged, else None."""
     from crossl_edge.manifest import file_sha256
-    from crossl_edge.rundir import load_model
-    from crossl_edge.train import checkpoint
+    from crossl_edge.rundir import MODEL_PT
+    from crossl_edge.trained import load_model
 
     src = m.extra.get("source", {})
     run = Path(src.get("run", ""))
-    ck = run / checkpoint.MODEL
+    ck = run / MODEL_PT
     if not ck.is_file() or file_sha256(ck) != src.get("model_sha256"):
         log.warning("run %s is gone or changed: the float ONNX artifacts are the reference", run)
         return None
@@ -239,7 +240,7 @@ def end_to_end(m: Manifest, lat: dict[str, dict[str, np.ndarray]], labels: np.nd
 def run_parity(bundle: str | Path, *, data: str | None = None,
                thresholds: ParityThresholds = ParityThresholds()) -> ParityResult:
     """Measure ``bundle`` against float PyTorch on the run's test split (or ``data``)."""
-    m = load_manifest(bundle)
+    m = open_bundle(bundle)
     test = _dataset(m, data)
     model = _reference_model(m)
     encoders, lat, failures, suspects, notes = {}, {}, [], [], []

@@ -46,7 +46,8 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.export.tflite_export import calibration_set, int8_converter, layer_errors
     from crossl_edge.manifest import load_manifest
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.trained import load_model
 
     m = load_manifest(bundle, verify=False)
     e = m.modality(modality)
@@ -79,7 +80,7 @@ class Check:
 
 def checks(result: ParityResult) -> list[Check]:
     """Every threshold check parity made, in the order of the thresholds."""
-    from crossl_edge.export.tflm import TFLM_MAX_LSB
+    from crossl_edge.runtime.tflm import TFLM_MAX_LSB
 
     t = result.thresholds
     out: list[Check] = []

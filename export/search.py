@@ -56,18 +56,19 @@ def tflite_int8_latents(path: Path, windows: np.ndarray, *, xnnpack: bool = True
 
 
 def _structure_error(q: bytes) -> str | None:
+    from crossl_edge import tflite_graph
     from crossl_edge.export import tflite_export
 
     bad = tflite_export.float_tensor_ops(q)
     if bad:
         return f"still computes in float ({', '.join(bad)}): not runnable on an int8-only MCU"
-    custom = [op for op in tflite_export.builtin_ops(q) if op.startswith("CUSTOM")]
+    custom = [op for op in tflite_graph.builtin_ops(q) if op.startswith("CUSTOM")]
     return f"uses custom ops {custom} that TFLite Micro lacks" if custom else None
 
 
 def tflm_tolerance(path: Path, windows: np.ndarray, judge: Judge, name: str) -> dict[str, Any]:
     """TFLite Micro vs LiteRT on ``windows``: LSB differences and prediction disagreements."""
-    from crossl_edge.export import tflm
+    from crossl_edge.runtime import tflm
 
     lat_x, q_x, qin, qlat = tflite_int8_latents(path, windows)
     _, q_b, _, _ = tflite_int8_latents(path, windows, xnnpack=False)
@@ -135,7 +136,7 @@ def search_tflite(scratch: Path, *, twins: Twins, calib: np.ndarray, judge: Judg
     """Score every TFLITE_SCHEMES candidate of a LayerNorm form (the XNNPACK-friendly decomposed
     form first), then check them on TFLite Micro in preferred() order until one agrees with LiteRT;
     the L2_NORMALIZATION form is tried only when every decomposed candidate flips a prediction."""
-    from crossl_edge.export import tflm
+    from crossl_edge.runtime import tflm
 
     trials: list[Trial] = []
     for form in dict.fromkeys(s.layernorm for s in TFLITE_SCHEMES):

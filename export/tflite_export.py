@@ -158,54 +158,15 @@ def phone_tflite(model: Any, *, n_modalities: int, latent_dim: int) -> bytes:
     return _convert(conv, "the phone model")
 
 
-def op_names() -> dict[int, str]:
-    """Builtin op code -> schema name, from the `tflite` flatbuffer package."""
-    import tflite
-
-    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-
-
-def builtin_ops(tflite_bytes: bytes) -> list[str]:
-    """Sorted distinct op names a .tflite uses (all subgraphs); custom ops as CUSTOM:name."""
-    import tflite
-
-    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
-    names, used = op_names(), set()
-    for s in range(m.SubgraphsLength()):
-        g = m.Subgraphs(s)
-        for i in range(g.OperatorsLength()):
-            oc = m.OperatorCodes(g.Operators(i).OpcodeIndex())
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            if code == tflite.BuiltinOperator.CUSTOM:
-                used.add(f"CUSTOM:{(oc.CustomCode() or b'?').decode()}")
-            else:
-                used.add(names.get(code, f"BUILTIN_{code}"))
-    return sorted(used)
-
-
-def op_count(tflite_bytes: bytes) -> int:
-    """Number of operators in subgraph 0."""
-    import tflite
-
-    return int(tflite.Model.GetRootAsModel(tflite_bytes, 0).Subgraphs(0).OperatorsLength())
-
-
 def float_tensor_ops(tflite_bytes: bytes) -> list[str]:
     """Ops of an int8 model that compute in float (DEQUANTIZE islands etc.): should be empty."""
     import tflite
 
-    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
-    g = m.Subgraphs(0)
-    names = op_names()
-    bad = []
-    for i in range(g.OperatorsLength()):
-        op = g.Operators(i)
-        oc = m.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
-        outs = [g.Tensors(op.Outputs(j)).Type() for j in range(op.OutputsLength())]
-        if any(t == tflite.TensorType.FLOAT32 for t in outs) or name == "DEQUANTIZE":
-            bad.append(name)
-    return bad
+    from crossl_edge.tflite_graph import iter_ops, read_model
+
+    return [v.name for v in iter_ops(read_model(tflite_bytes), subgraph=0)
+            if v.name == "DEQUANTIZE"
+            or any(t.Type() == tflite.TensorType.FLOAT32 for t in v.output_tensors())]
 
 
 def layer_errors(converter: Any, calibration: np.ndarray, *,

@@ -18,7 +18,8 @@ from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.firmware_bridge import codegen, measure, node_example, resources
 from crossl_edge.firmware_bridge.buildfile import makefile
 from crossl_edge.firmware_bridge.resolver import int8_only_ops, resolver_header
-from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
+from crossl_edge.manifest import Manifest, ModalityEntry
+from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.wire.frame import fingerprint32
 from crossl_edge.wire.frame_c import HEADER_PATH
 
@@ -58,7 +59,7 @@ class FirmwareReport:
 
 def _arena(entry: ModalityEntry, model: Path) -> tuple[int, str]:
     """Minimum arena measured on the TFLite Micro interpreter (or at export, if TFLM is absent)."""
-    from crossl_edge.export import tflm
+    from crossl_edge.runtime import tflm
 
     if tflm.tflm_available():
         res = tflm.measure_arena(model)
@@ -250,7 +251,7 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
     the measured figures instead of the estimates (images and link maps in OUT/build/).
     Files are written (atomically) even when a budget is exceeded; the report says which.
     """
-    m = load_manifest(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
+    m = open_bundle(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
     names = [codegen.check_identifier(e.name) for e in m.modalities]
     upper = [n.upper() for n in names]
     if len(set(upper)) != len(upper):

@@ -69,7 +69,7 @@ def compare_frames(got: list[bytes], want: list[bytes], what: str) -> dict[str, 
     LiteRT's builtin kernels by at most TFLM_MAX_LSB (the bound export's parity check uses:
     TFLM's RSQRT/MEAN/MUL round differently from LiteRT's); anything else is CheckFailed.
     """
-    from crossl_edge.export.tflm import TFLM_MAX_LSB
+    from crossl_edge.runtime.tflm import TFLM_MAX_LSB
     from crossl_edge.wire.frame import FrameError, decode_frame
 
     if len(got) != len(want):

@@ -51,7 +51,7 @@ OP_METHODS: Final[dict[str, str]] = {
 
 def model_ops(tflite_bytes: bytes) -> list[str]:
     """Sorted distinct op names a .tflite uses; a corrupt flatbuffer is a failed check."""
-    from crossl_edge.export.tflite_export import builtin_ops
+    from crossl_edge.tflite_graph import builtin_ops
 
     try:
         return builtin_ops(tflite_bytes)
@@ -74,21 +74,16 @@ def int8_only_ops(tflite_bytes: bytes) -> list[str]:
     """Ops whose every use has int8 input 0 and output 0 (candidates for `Register_<OP>_INT8()`)."""
     import tflite
 
-    from crossl_edge.export.tflite_export import op_names
+    from crossl_edge.tflite_graph import iter_ops, read_model
 
-    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
-    names, int8 = op_names(), tflite.TensorType.INT8
+    int8 = tflite.TensorType.INT8
     seen: dict[str, bool] = {}
-    for s in range(m.SubgraphsLength()):
-        g = m.Subgraphs(s)
-        for i in range(g.OperatorsLength()):
-            op = g.Operators(i)
-            oc = m.OperatorCodes(op.OpcodeIndex())
-            name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
-            ok = op.InputsLength() > 0 and op.OutputsLength() > 0 \
-                and g.Tensors(op.Inputs(0)).Type() == int8 \
-                and g.Tensors(op.Outputs(0)).Type() == int8
-            seen[name] = seen.get(name, True) and ok
+    for v in iter_ops(read_model(tflite_bytes)):
+        op, g = v.op, v.graph
+        ok = op.InputsLength() > 0 and op.OutputsLength() > 0 \
+            and g.Tensors(op.Inputs(0)).Type() == int8 \
+            and g.Tensors(op.Outputs(0)).Type() == int8
+        seen[v.name] = seen.get(v.name, True) and ok
     return sorted(n for n, ok in seen.items() if ok)
 
 

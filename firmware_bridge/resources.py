@@ -95,27 +95,20 @@ def _tensor(g: Any, idx: int, types: dict[int, str]) -> TensorInfo:
 
 def inspect_model(tflite_bytes: bytes) -> GraphInfo:
     """Read subgraph 0 of an int8 .tflite with the `tflite` flatbuffer package."""
-    import tflite
-
-    from crossl_edge.export.tflite_export import op_names
     from crossl_edge.firmware_bridge.resolver import model_ops
+    from crossl_edge.tflite_graph import iter_ops, read_model, tensor_type_names
 
     ops = model_ops(tflite_bytes)
-    m = tflite.Model.GetRootAsModel(tflite_bytes, 0)
+    m = read_model(tflite_bytes)
     g = m.Subgraphs(0)
     if g.InputsLength() != 1 or g.OutputsLength() != 1:
         raise CheckFailed(f"an encoder has one input and one output; this model has "
                           f"{g.InputsLength()} and {g.OutputsLength()}.")
-    types = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
-    names = op_names()
+    types = tensor_type_names()
     macs = elementwise = scratch = 0
     per_op: list[tuple[str, int]] = []
-    for i in range(g.OperatorsLength()):
-        op = g.Operators(i)
-        oc = m.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
-        ins = [g.Tensors(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0]
-        out = g.Tensors(op.Outputs(0))
+    for v in iter_ops(m, subgraph=0):
+        name, ins, out = v.name, v.input_tensors(), v.output_tensors()[0]
         out_n = int(np.prod(out.ShapeAsNumpy())) if out.ShapeLength() else 1
         w = [int(s) for s in ins[1].ShapeAsNumpy()] if len(ins) > 1 and ins[1].ShapeLength() \
             else []
@@ -229,7 +222,7 @@ def table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
                      f"{m4['cmsis_nn_ms']:.1f} ({m4['reference_ms']:.0f})",
                      f"{m7['cmsis_nn_ms']:.1f} ({m7['reference_ms']:.0f})",
                      "yes" if fits else "NO"])
-    from crossl_edge.runtime.tables import table as text_table
+    from crossl_edge.tables import table as text_table
 
     lines = [text_table(heads, rows, first_left=True)]
     lines.append(f"budget: flash {flash_budget:,} B, RAM {ram_budget:,} B; RAM = arena (measured "
@@ -261,7 +254,7 @@ def measured_assumptions() -> dict[str, Any]:
 
 def measured_table(report: dict[str, Any], *, flash_budget: int, ram_budget: int) -> str:
     """Per modality and Cortex-M4 kernel set: measured flash, RAM, arena, stack, instructions."""
-    from crossl_edge.runtime.tables import table as text_table
+    from crossl_edge.tables import table as text_table
 
     heads = ["modality", "kernels", "flash B", "model", "TFLM core", "kernels B", "glue+node",
              "libc", "RAM B", "arena used", "stack", "M instr/invoke", "ms@120MHz*", "fits"]

@@ -70,8 +70,8 @@ import numpy as np
 
 from crossl_edge.manifest import load_manifest
 from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
-from crossl_edge.runtime.bench import real_latents
-from crossl_edge.runtime.bench_report import runtime_present, runtime_version
+from crossl_edge.bench.bench import real_latents
+from crossl_edge.bench.report import runtime_present, runtime_version
 from crossl_edge.samples import load_samples
 
 m = load_manifest(sys.argv[1])

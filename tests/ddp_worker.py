@@ -7,7 +7,8 @@ import json
 import os
 import sys
 
-from crossl_edge.train import checkpoint, loop
+from crossl_edge import checkpoint
+from crossl_edge.train import loop
 from crossl_edge.train import run as run_mod
 from crossl_edge.train.config import TrainConfig
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crossl_edge.bench import report as bench_report
+from crossl_edge.bench.bench import BenchResult, _encoder_feeds, run_bench
 from crossl_edge.manifest import load_manifest
-from crossl_edge.runtime import bench_report
-from crossl_edge.runtime.bench import BenchResult, _encoder_feeds, run_bench
 from crossl_edge.samples import load_samples
 
 SHORT = {"quick": True, "min_seconds": 0.05, "min_runs": 3, "windows": 2}
@@ -127,7 +127,7 @@ def test_cli_bench_json_without_tensorflow(tiny_bundle: Path, tmp_path: Path) ->
     assert {r["runtime"] for r in obj["rows"]} == {"litert", "onnxruntime"}
     c = cli("bench", "--compare", str(out), str(out))
     assert c.returncode == 0 and "1.00x" in c.stdout, c.stderr
-    probe = ("import sys; from crossl_edge.runtime.bench import run_bench; "
+    probe = ("import sys; from crossl_edge.bench.bench import run_bench; "
              f"run_bench({str(tiny_bundle)!r}, quick=True, min_seconds=0.02, runtimes=['litert']);"
              " assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", probe], timeout=120).returncode == 0

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from crossl_edge.cli import main
-from crossl_edge.runtime.clock_scenarios import ClockSweep
-from crossl_edge.runtime.netsim import BleLink, NodeClock, SimNode, deliver
-from crossl_edge.runtime.simulate import simulate
+from crossl_edge.sim.clock_scenarios import ClockSweep
+from crossl_edge.sim.netsim import BleLink, NodeClock, SimNode, deliver
+from crossl_edge.sim.simulate import simulate
 
 
 def test_alignment_proof_over_udp_loopback(tiny_bundle: Path) -> None:
@@ -53,7 +53,7 @@ def test_node_windows_follow_the_phone_grid() -> None:
         seen.append(raw.copy())
         return np.zeros(4, np.int8)
 
-    from crossl_edge.runtime.netsim import NetConfig
+    from crossl_edge.sim.netsim import NetConfig
     node = SimNode("acc", 0, 1, world, window=50, rate_hz=10.0, seed=3, encode=encode,
                    clock=NodeClock(start_s=2.3, drift_ppm=-300.0, restarts=(31.0,)))
     frames = node.run(NetConfig(clocks={}), 62.0, phase=0.011)

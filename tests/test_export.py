@@ -78,9 +78,9 @@ def test_bundle_contract(which: str, tiny_bundle: Path, crossl_bundle: Path) -> 
 
 
 def test_tflm_runs_int8_encoders(tiny_bundle: Path, crossl_bundle: Path) -> None:
-    from crossl_edge.export.tflm import measure_arena, run_tflm
     from crossl_edge.manifest import load_manifest
     from crossl_edge.runtime.backends import TFLiteRunner
+    from crossl_edge.runtime.tflm import measure_arena, run_tflm
 
     for bundle in (tiny_bundle, crossl_bundle):
         m = load_manifest(bundle)

@@ -65,7 +65,8 @@ def test_no_scheme_passes_writes_the_report(tiny_edge_run: Path, tmp_path: Path)
 
 def test_judge_scores_flips_and_fidelity(tiny_run: Path) -> None:
     from crossl_edge.export.bundle import make_judge
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.trained import load_model
 
     info, model = load_model(tiny_run)
     train = info.normalizer.transform(load_run_dataset(info).train)
@@ -86,7 +87,8 @@ def test_judge_scores_flips_and_fidelity(tiny_run: Path) -> None:
 def acc_float_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory,
                    ) -> tuple[Path, np.ndarray]:
     from crossl_edge.export.onnx_export import encoder_onnx
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.trained import load_model
 
     info, model = load_model(tiny_run)
     x = info.normalizer.transform(load_run_dataset(info).train).data["acc"][:8]
@@ -124,9 +126,10 @@ def test_ort_scheme_options(acc_float_onnx: tuple[Path, np.ndarray], tmp_path: P
 def test_prelu_rewrite_and_fallback(tiny_run: Path) -> None:
     import torch
 
+    from crossl_edge import tflite_graph
     from crossl_edge.export import tflite_export
     from crossl_edge.export.keras_twin import keras_encoder, prelu_rewritable
-    from crossl_edge.rundir import load_model
+    from crossl_edge.trained import load_model
 
     _, model = load_model(tiny_run)
     enc = copy.deepcopy(model.encoders["acc"]).eval()
@@ -141,7 +144,7 @@ def test_prelu_rewrite_and_fallback(tiny_run: Path) -> None:
         with torch.no_grad():
             ref = enc(torch.from_numpy(x)).numpy()
         assert np.abs(twin(x.transpose(0, 2, 1)).numpy() - ref).max() < 1e-4
-        ops = tflite_export.builtin_ops(tflite_export.encoder_tflite(twin, window=100,
+        ops = tflite_graph.builtin_ops(tflite_export.encoder_tflite(twin, window=100,
                                                                      channels=3))
         assert ("PRELU" in ops) == slope_one
 
@@ -151,10 +154,13 @@ def test_l2norm_layernorm_is_exact_and_int8_on_tflm(tiny_run: Path, tmp_path: Pa
     and TFLite Micro computes the same int8 latents as LiteRT's builtin kernels."""
     import torch
 
-    from crossl_edge.export import tflite_export, tflm
+    from crossl_edge import tflite_graph
+    from crossl_edge.export import tflite_export
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.export.search import tflite_int8_latents
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.runtime import tflm
+    from crossl_edge.trained import load_model
 
     info, model = load_model(tiny_run)
     x = info.normalizer.transform(load_run_dataset(info).train).data["gyro"][:16]
@@ -163,7 +169,7 @@ def test_l2norm_layernorm_is_exact_and_int8_on_tflm(tiny_run: Path, tmp_path: Pa
     twin = keras_encoder(model.encoders["gyro"], window=x.shape[2], layernorm="l2norm")
     assert np.abs(twin(x.transpose(0, 2, 1)).numpy() - ref).max() < 1e-4
     q = tflite_export.encoder_tflite_int8(twin, window=x.shape[2], channels=3, calibration=x)
-    ops = tflite_export.builtin_ops(q)
+    ops = tflite_graph.builtin_ops(q)
     assert "L2_NORMALIZATION" in ops and "RSQRT" not in ops
     assert tflite_export.float_tensor_ops(q) == []
     path = tmp_path / "gyro.l2.int8.tflite"
@@ -182,9 +188,9 @@ def test_l2norm_layernorm_is_exact_and_int8_on_tflm(tiny_run: Path, tmp_path: Pa
 def test_op_profile_prefixes_are_real_subgraphs(tiny_bundle: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from crossl_edge.export.tflite_export import op_count
+    from crossl_edge.bench.op_profile import by_type, prefix_model, profile_ops
     from crossl_edge.runtime.backends import TFLiteRunner
-    from crossl_edge.runtime.op_profile import by_type, prefix_model, profile_ops
+    from crossl_edge.tflite_graph import op_count
 
     path = tiny_bundle / "encoders" / "acc.int8.tflite"
     data = path.read_bytes()
@@ -251,8 +257,9 @@ def test_headroom_scheme_widens_the_int8_ranges(tiny_edge_run: Path, tmp_path: P
     still fits in the int8 latent range."""
     from crossl_edge.export import tflite_export
     from crossl_edge.export.keras_twin import keras_encoder
-    from crossl_edge.rundir import load_model, load_run_dataset
+    from crossl_edge.rundir import load_run_dataset
     from crossl_edge.runtime.backends import TFLiteRunner
+    from crossl_edge.trained import load_model
 
     info, model = load_model(tiny_edge_run)
     x = info.normalizer.transform(load_run_dataset(info).train).data["acc"][:16]

@@ -13,6 +13,7 @@ import pytest
 
 from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.manifest import MANIFEST, load_manifest, manifest_fingerprint, to_json
+from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.runtime.transports import CaptureWriter
 
 
@@ -80,7 +81,7 @@ def test_inconsistent_manifest_is_refused_on_load(bundle_copy: Callable[[str], P
     change, message = CASES[case]
     bad = _edit(bundle_copy("bad"), change)
     with pytest.raises(UsageError, match="re-export the bundle") as e:
-        load_manifest(bad)
+        open_bundle(bad)  # the manifest's own checks, then the models' shapes against it
     assert message in str(e.value) and "\n" not in str(e.value)
 
 

@@ -73,7 +73,7 @@ def edge_fw(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Path
 
 
 def _needs_tflm() -> None:
-    from crossl_edge.export.tflm import tflm_available
+    from crossl_edge.runtime.tflm import tflm_available
 
     if not tflm_available():
         pytest.skip("tflite-micro not installed: no arena measurement")
@@ -151,7 +151,7 @@ def test_cli_bad_name_exit_2_budget_exit_1_corrupt_exit_1(synth: Path, tmp_path:
 
 
 def test_resolver_registers_exactly_the_model_ops(tiny_bundle: Path, edge_fw: Path) -> None:
-    from crossl_edge.export.tflite_export import builtin_ops
+    from crossl_edge.tflite_graph import builtin_ops
 
     m = load_manifest(tiny_bundle)
     for e in m.modalities:
@@ -171,7 +171,7 @@ def test_resolver_registers_exactly_the_model_ops(tiny_bundle: Path, edge_fw: Pa
 
 def test_tflm_runs_each_model_with_the_measured_arena(tiny_bundle: Path, edge_fw: Path,
                                                       synth: Path, tmp_path: Path) -> None:
-    from crossl_edge.export import tflm
+    from crossl_edge.runtime import tflm
 
     _needs_tflm()
     generate_firmware(synth, tmp_path / "fw")

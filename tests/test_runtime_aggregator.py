@@ -18,8 +18,8 @@ from crossl_edge.manifest import Manifest, load_manifest
 from crossl_edge.runtime.aggregator import PhoneAggregator
 from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.serve import serve
-from crossl_edge.runtime.simulate import load_windows
 from crossl_edge.runtime.transports import SerialReceiver, UdpReceiver, UdpSender
+from crossl_edge.sim.simulate import load_windows
 from crossl_edge.wire.cobs import serial_packet
 from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
@@ -236,7 +236,7 @@ def test_fused_predictions_equal_offline_deployed_pipeline(manifest: Manifest) -
 def test_library_refuses_a_deadline_that_is_not_a_positive_number(tiny_bundle: Path,
                                                                    deadline: float) -> None:
     from crossl_edge.errors import UsageError
-    from crossl_edge.runtime.simulate import simulate
+    from crossl_edge.sim.simulate import simulate
 
     with pytest.raises(UsageError, match="--deadline must be a positive number"):
         PhoneAggregator(load_manifest(tiny_bundle), deadline_s=deadline)

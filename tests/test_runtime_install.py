@@ -22,8 +22,8 @@ EXTRAS = {
 
 def _capture(bundle: Path, path: Path) -> int:
     """A capture of the int8 frames the nodes would send for the bundle's sample windows."""
+    from crossl_edge.bench.bench import real_latents
     from crossl_edge.manifest import load_manifest
-    from crossl_edge.runtime.bench import real_latents
     from crossl_edge.runtime.transports import CaptureWriter
     from crossl_edge.samples import load_samples
     from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32

@@ -12,8 +12,8 @@ import pytest
 
 from crossl_edge.cli import main
 from crossl_edge.manifest import load_manifest
-from crossl_edge.runtime.simulate import load_windows, simulate
 from crossl_edge.runtime.transports import CaptureWriter
+from crossl_edge.sim.simulate import load_windows, simulate
 from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
 
@@ -102,7 +102,7 @@ def test_cli_usage_errors_exit_2(tiny_bundle: Path, npz: Path, args: list[str],
 
 
 def test_simulate_runs_without_torch_or_tensorflow(tiny_bundle: Path, npz: Path) -> None:
-    code = (f"import sys\nfrom crossl_edge.runtime.simulate import simulate\n"
+    code = (f"import sys\nfrom crossl_edge.sim.simulate import simulate\n"
             f"simulate({str(tiny_bundle)!r}, data={str(npz)!r}, loss_rates=(0.0,))\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow')]\n"
             "assert not bad, bad\n")

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from crossl_edge.errors import UsageError
-from crossl_edge.rundir import load_model, read_run
+from crossl_edge.rundir import read_run
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.run import train_run
+from crossl_edge.trained import load_model
 
 FAST = {"pretrain_epochs": 3, "epochs": 3, "seed": 1, "device": "cpu", "encoder": "edge"}
 

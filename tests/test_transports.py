@@ -151,7 +151,7 @@ def test_bad_capture_and_bad_urls(tmp_path) -> None:
 
 def test_runtime_path_imports_neither_torch_nor_tensorflow() -> None:
     code = ("import sys\n"
-            "import crossl_edge.runtime.serve, crossl_edge.runtime.simulate\n"
+            "import crossl_edge.runtime.serve, crossl_edge.sim.simulate\n"
             "import crossl_edge.runtime.aggregator, crossl_edge.runtime.transports\n"
             "import crossl_edge.cli.runtime_cmd\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow')]\n"

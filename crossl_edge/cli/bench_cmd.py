@@ -70,7 +70,7 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
       crossl-edge bench bundle/ --runtime litert --xnnpack on --profile
       crossl-edge bench --compare laptop.json pi4.json
     """
-    from crossl_edge.runtime import bench_report as report
+    from crossl_edge.bench import report
 
     if compare:
         if bundle:
@@ -85,8 +85,8 @@ def bench_cmd(bundle: str | None, threads: str, xnnpack: str, runtimes: str | No
         raise UsageError("pass a BUNDLE to benchmark (or --compare A.json B.json); "
                          "see `crossl-edge bench --help`.")
     from crossl_edge.atomic import write_json
+    from crossl_edge.bench.bench import run_bench
     from crossl_edge.outputs import prepare_file, removed_on_failure
-    from crossl_edge.runtime.bench import run_bench
 
     for flag, path in (("--out", out), ("--plot", plot)):
         if path:

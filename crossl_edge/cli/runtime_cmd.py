@@ -10,7 +10,7 @@ import click
 
 from crossl_edge.cli.common import echo_json
 from crossl_edge.errors import UsageError
-from crossl_edge.runtime.tables import ms as _ms
+from crossl_edge.tables import ms as _ms
 
 
 @click.command("serve")
@@ -275,8 +275,8 @@ def simulate_cmd(
     from crossl_edge.atomic import write_json
     from crossl_edge.cli.common import check_deadline, check_outage, check_rates
     from crossl_edge.outputs import prepare_file, removed_on_failure
-    from crossl_edge.runtime.simulate import simulate
-    from crossl_edge.runtime.tables import format_simulation
+    from crossl_edge.sim.simulate import simulate
+    from crossl_edge.tables import format_simulation
 
     rates = check_rates(_floats(loss, "--loss"), "--loss")
     check_deadline(deadline)
@@ -319,8 +319,8 @@ def _clock_sweep(on: bool, *, drift: str, start_spread: float, restarts: int, be
     """The --clocks options as a ClockSweep (None without --clocks)."""
     if not on:
         return None
-    from crossl_edge.runtime.clock_scenarios import ClockSweep
-    from crossl_edge.runtime.netsim import BleLink
+    from crossl_edge.sim.clock_scenarios import ClockSweep
+    from crossl_edge.sim.netsim import BleLink
 
     return ClockSweep(drift_ppm=_floats(drift, "--drift"), start_spread_s=start_spread,
                       restarts=restarts, beacon_interval_s=beacon,

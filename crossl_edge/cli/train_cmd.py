@@ -212,7 +212,7 @@ def train(
     """
     from crossl_edge.evaluate import format_table
     from crossl_edge.outputs import removed_on_failure
-    from crossl_edge.train.checkpoint import CHECKPOINT
+    from crossl_edge.rundir import CHECKPOINT_PT as CHECKPOINT
     from crossl_edge.train.config import TrainConfig
     from crossl_edge.train.run import train_run
 

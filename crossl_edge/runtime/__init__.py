@@ -1,1 +1,2 @@
-"""The phone-side runtime: model runners, latent aggregator, transports (numpy + a runtime only)."""
+"""The phone path: bundle opener, model runners, latent aggregator, transports, `serve` (numpy + a
+TFLite or ONNX runtime only; never torch or TensorFlow)."""

@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from crossl_edge.manifest import Manifest, load_manifest
+from crossl_edge.manifest import Manifest
 from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
+from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.runtime.transports import CaptureWriter, ReplaySource, Source, open_source
 from crossl_edge.wire.beacon import Beacon, encode_beacon
 from crossl_edge.wire.frame import fingerprint32
@@ -110,7 +111,7 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
     of a replay (whose remaining windows then expire on the recorded clock). ``ready`` is set once
     the model is loaded and the source is open.
     """
-    manifest = bundle if isinstance(bundle, Manifest) else load_manifest(bundle)
+    manifest = open_bundle(bundle)
     src = open_source(source) if isinstance(source, str) else source
     owns_src = isinstance(source, str)
     stream, owns_out = _open_out(out)

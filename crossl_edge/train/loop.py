@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossl_edge import checkpoint
 from crossl_edge.data.windows import Windows
 from crossl_edge.model.crossl import CroSSL
 from crossl_edge.model.masking import latent_mask
-from crossl_edge.train import checkpoint
+from crossl_edge.rundir import CHECKPOINT_PT
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, average_buffers, shard_indices
 from crossl_edge.train.progress import Reporter
@@ -290,7 +291,7 @@ def run_phase(
 def save_state(run_dir: Path, model: CroSSL, state: LoopState) -> None:
     """Write the resumable checkpoint (rank 0 only; the caller guarantees that)."""
     checkpoint.save(
-        run_dir / checkpoint.CHECKPOINT,
+        run_dir / CHECKPOINT_PT,
         {
             "phase": state.phase,
             "epoch": state.epoch,
@@ -306,7 +307,7 @@ def save_state(run_dir: Path, model: CroSSL, state: LoopState) -> None:
 
 def load_state(run_dir: Path, model: CroSSL) -> LoopState:
     """Restore model weights and loop state from the run's checkpoint."""
-    ck = checkpoint.load(run_dir / checkpoint.CHECKPOINT)
+    ck = checkpoint.load(run_dir / CHECKPOINT_PT)
     model.load_state_dict(ck["model"])
     return LoopState(
         ck["phase"],

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crossl_edge import checkpoint
 from crossl_edge.atomic import write_json
 from crossl_edge.data.registry import load_dataset
 from crossl_edge.data.windows import Dataset, Normalizer, stratified_split
@@ -18,8 +19,15 @@ from crossl_edge.errors import UsageError
 from crossl_edge.evaluate import evaluate
 from crossl_edge.model.crossl import CroSSL, ModalityShape, ModelConfig
 from crossl_edge.outputs import check_writable, prepare_output, write_marker
-from crossl_edge.rundir import METRICS_JSON, RUN_JSON, read_run, run_meta
-from crossl_edge.train import checkpoint
+from crossl_edge.rundir import (
+    CHECKPOINT_PT,
+    HISTORY_JSON,
+    METRICS_JSON,
+    MODEL_PT,
+    RUN_JSON,
+    read_run,
+    run_meta,
+)
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, init_distributed
 from crossl_edge.train.loop import EpochCallback, LoopState, Tensors, load_state, run_phase
@@ -148,7 +156,7 @@ def train_run(
         write_marker(out, "run")
         write_json(out / RUN_JSON, meta)
     ctx.barrier()
-    ck = out / checkpoint.CHECKPOINT
+    ck = out / CHECKPOINT_PT
     skip_pretrain = cfg.mode == "sup" or pretrained is not None
     if pretrained is not None and cfg.mode != "sup":
         model.load_state_dict(pretrained)
@@ -188,11 +196,11 @@ def train_run(
     metrics = evaluate(model, test_w)
     if ctx.is_main:
         checkpoint.save(
-            out / checkpoint.MODEL,
+            out / MODEL_PT,
             {"model_config": mcfg.to_json(), "state_dict": model.state_dict()},
         )
         write_json(out / METRICS_JSON, metrics)
-        write_json(out / "history.json", state.history)
+        write_json(out / HISTORY_JSON, state.history)
         write_json(
             out / RUN_JSON,
             {
@@ -203,6 +211,6 @@ def train_run(
                 "device": str(device),
             },
         )
-        (out / checkpoint.CHECKPOINT).unlink(missing_ok=True)
+        (out / CHECKPOINT_PT).unlink(missing_ok=True)
     ctx.barrier()
     return RunResult(out, metrics, state.history, model)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.errors import DataError, UsageError
-from crossl_edge.manifest import Manifest, ModalityEntry, load_manifest
+from crossl_edge.manifest import Manifest, ModalityEntry
 from crossl_edge.metrics import scores
 from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
 from crossl_edge.runtime.backends import open_model
-from crossl_edge.runtime.serve import latency_summary, serve
-from crossl_edge.runtime.transports import UdpReceiver, UdpSender
+from crossl_edge.runtime.bundle import open_bundle
+from crossl_edge.runtime.serve import latency_summary
 from crossl_edge.samples import load_samples
+from crossl_edge.sim.runners import run_inproc, run_udp
 from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
 log = logging.getLogger(__name__)
@@ -250,7 +249,7 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     if not (math.isfinite(period_s) and math.isfinite(deadline_s)) or period_s <= 0 \
             or deadline_s <= 0:
         raise UsageError("--deadline and the window period must be positive.")
-    manifest = load_manifest(bundle)
+    manifest = open_bundle(bundle)
     for name in outage or {}:
         manifest.modality(name)
     xs, y, data_label = load_windows_from(manifest, data)
@@ -269,14 +268,14 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     for k, (name, ch) in enumerate(runs):
         rng = np.random.default_rng([seed, k])
         events, sent, dropped = schedule(latents, nodes, ch, period_s=period_s, rng=rng)
-        run = _run_udp if transport == "udp" else _run_inproc
+        run = run_udp if transport == "udp" else run_inproc
         preds, counters = run(manifest, events, deadline_s=deadline_s, backend=backend)
         results.append(_score(name, ch, preds, counters, y, oracle, sent, dropped))
         log.info("%s: coverage %.2f accuracy %s", name, results[-1].coverage,
                  results[-1].accuracy)
     clock_table = []
     if clocks is not None:
-        from crossl_edge.runtime.clock_scenarios import cached, clock_sweep
+        from crossl_edge.sim.clock_scenarios import cached, clock_sweep
         encoders = {n: cached(node.encode) for n, node in nodes.items()}
         clock_table = clock_sweep(manifest, encoders, xs, y, oracle, clocks, seed=seed,
                                   transport=transport, backend=backend)
@@ -314,62 +313,6 @@ class _Offline:
         from crossl_edge.metrics import modality_subsets
         return {"+".join(s): float(np.mean([self.predict(i, s) == y[i] for i in range(len(y))]))
                 for s in modality_subsets(self.names)}
-
-
-def _run_inproc(manifest: Manifest, events: list[tuple[float, str, bytes]], *, deadline_s: float,
-                backend: str | None) -> tuple[list[Prediction], dict[str, Any]]:
-    agg = PhoneAggregator(manifest, deadline_s=deadline_s, backend=backend,
-                          max_open_windows=1 << 16, clock=lambda: 0.0)
-    out: list[Prediction] = []
-
-    def expire_until(t: float) -> None:
-        while (d := agg.next_deadline()) is not None and d <= t:
-            out.extend(agg.poll(d))
-
-    for t, _, data in events:
-        expire_until(t)
-        out.extend(agg.submit(data, now=t))
-    expire_until(float("inf"))
-    return out, agg.counters.to_json()
-
-
-def _run_udp(manifest: Manifest, events: list[tuple[float, str, bytes]], *, deadline_s: float,
-             backend: str | None) -> tuple[list[Prediction], dict[str, Any]]:
-    out: list[Prediction] = []
-    stop, ready = threading.Event(), threading.Event()
-    src = UdpReceiver("127.0.0.1", 0)
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["stats"] = serve(manifest, source=src, deadline_s=deadline_s, backend=backend,
-                                 max_open_windows=4096, stop_event=stop, ready=ready,
-                                 on_prediction=out.append, beacon_interval_s=None)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = e
-            ready.set()
-
-    th = threading.Thread(target=run, name="serve", daemon=True)
-    th.start()
-    ready.wait(30)
-    senders = {n: UdpSender(*src.address) for n in {e[1] for e in events}}
-    try:
-        t0 = time.monotonic()
-        for t, name, data in events:
-            wait = t0 + t - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            senders[name].send(data)
-        time.sleep(deadline_s + 0.2)
-    finally:
-        stop.set()
-        th.join(30)
-        for s in senders.values():
-            s.close()
-        src.close()
-    if "error" in box:
-        raise box["error"]
-    return out, box["stats"].counters
 
 
 def _score(name: str, ch: ChannelModel, preds: list[Prediction], counters: dict[str, Any],

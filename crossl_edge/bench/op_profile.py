@@ -68,27 +68,21 @@ def _median_us(runner: Any, x: np.ndarray, *, runs: int) -> float:
 def profile_ops(path: str | Path, x: np.ndarray, *, runtime: str = "litert", threads: int = 1,
                 xnnpack: bool = True, runs: int = 200) -> list[OpCost]:
     """Per-op cost of model ``path`` (subgraph 0) on input ``x`` (the model's input dtype)."""
-    import tflite
-
     from crossl_edge.runtime.backends import TFLiteRunner
+    from crossl_edge.tflite_graph import iter_ops, read_model
 
     data = Path(path).read_bytes()
-    g = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
-    m = tflite.Model.GetRootAsModel(data, 0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
     rows: list[OpCost] = []
     prev = 0.0
     with tempfile.TemporaryDirectory() as d:
-        for k in range(1, g.OperatorsLength() + 1):
+        for v in iter_ops(read_model(data), subgraph=0):
+            k = v.index + 1
             p = Path(d) / f"prefix{k}.tflite"
             p.write_bytes(prefix_model(data, k))
             r = TFLiteRunner(p, threads=threads, xnnpack=xnnpack, backend=runtime)
             cum = _median_us(r, x, runs=runs)
-            op = g.Operators(k - 1)
-            oc = m.OperatorCodes(op.OpcodeIndex())
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            shape = [int(s) for s in g.Tensors(op.Outputs(0)).ShapeAsNumpy()]
-            rows.append(OpCost(k - 1, names.get(code, f"BUILTIN_{code}"), shape, cum, cum - prev))
+            shape = [int(s) for s in v.output_tensors()[0].ShapeAsNumpy()]
+            rows.append(OpCost(v.index, v.name, shape, cum, cum - prev))
             prev = cum
     return rows
 

@@ -26,7 +26,7 @@ from crossl_edge.runtime.backends import (
     tflite_backend_problem,
     tflite_backend_usable,
 )
-from crossl_edge.runtime.tables import table
+from crossl_edge.tables import table
 
 TFLITE_RUNTIMES = tuple(TFLITE_BACKENDS)
 RUNTIMES = (*TFLITE_RUNTIMES, "onnxruntime", "tflm")
@@ -258,7 +258,7 @@ def format_result(res: dict[str, Any]) -> str:
                         _xnn(q["xnnpack"]), q["baseline"], f"{q['speedup']:.2f}x"]
                        for q in res["ratios"]])]
     if res.get("profiles"):
-        from crossl_edge.runtime.op_profile import format_profiles
+        from crossl_edge.bench.op_profile import format_profiles
 
         out += format_profiles(res["profiles"])
     out += ["", f"mem_KB: peak RSS growth while loading and warming up (TFLM: its measured "

@@ -12,8 +12,9 @@ import numpy as np
 
 from crossl_edge.errors import UsageError
 from crossl_edge.manifest import Manifest
-from crossl_edge.runtime.netsim import BleLink, NetConfig, NodeClock, SentFrame, SimNode, deliver
 from crossl_edge.runtime.serve import latency_summary
+from crossl_edge.sim.netsim import BleLink, NetConfig, NodeClock, SentFrame, SimNode, deliver
+from crossl_edge.sim.runners import run_inproc, run_udp
 from crossl_edge.wire.frame import fingerprint32
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ def run_clock_scenario(manifest: Manifest, encoders: dict[str, Any], xs: dict[st
                        sweep: ClockSweep, seed: int, transport: str = "inproc",
                        backend: str | None = None, time_scale: float = 1.0) -> ClockResult:
     """Simulate every node's life, deliver its frames over BLE-like links, fuse, score."""
-    from crossl_edge.runtime.simulate import _run_inproc, _run_udp
-
     rng = np.random.default_rng(seed)
     n_win = len(y)
     fp = fingerprint32(manifest.fingerprint)
@@ -126,7 +125,7 @@ def run_clock_scenario(manifest: Manifest, encoders: dict[str, Any], xs: dict[st
     for t, f in kept:
         first.setdefault((f.node, f.key), (t, f))
     events = [(t * time_scale, f.node, f.data) for t, f in kept]
-    run = _run_udp if transport == "udp" else _run_inproc
+    run = run_udp if transport == "udp" else run_inproc
     preds, counters = run(manifest, events, deadline_s=deadline * time_scale,
                           backend=backend)
     got, seen = [], set()

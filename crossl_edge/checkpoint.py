@@ -1,4 +1,8 @@
-"""Checkpoints: the resumable training state and the final model file, both written atomically."""
+"""Torch checkpoint files (the resumable training state, the final model), written atomically and
+read with `weights_only=True` (tensors and plain containers only; no pickled code runs).
+
+Their names in a run folder are `crossl_edge.rundir`'s.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,6 @@ import torch
 
 from crossl_edge.atomic import write_bytes
 from crossl_edge.errors import UsageError
-
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -28,7 +29,7 @@ def load(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{path} does not exist; train a run first with `crossl-edge train`.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
         raise UsageError(
             f"{path} is not a readable checkpoint ({type(e).__name__}); "

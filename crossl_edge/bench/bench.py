@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from crossl_edge.bench import report
+from crossl_edge.bench.report import TFLITE_RUNTIMES
 from crossl_edge.errors import UsageError
-from crossl_edge.manifest import ARTIFACT_KINDS, Manifest, load_manifest
-from crossl_edge.runtime import bench_report as report
-from crossl_edge.runtime.bench_report import TFLITE_RUNTIMES
+from crossl_edge.manifest import ARTIFACT_KINDS, Manifest
+from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.samples import SAMPLES, load_samples
 
 log = logging.getLogger(__name__)
@@ -334,7 +335,7 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
               progress: Callable[[str], None] | None = None) -> BenchResult:
     """Benchmark every artifact of ``bundle`` on every runtime, plus the node and phone paths
     (and, with ``profile``, the per-op cost of each encoder .tflite on the first TFLite runtime)."""
-    manifest = load_manifest(bundle)
+    manifest = open_bundle(bundle)
     if quick:
         min_seconds, windows = min(min_seconds, 0.3), min(windows, 3)
     if min_seconds <= 0 or min_runs < 1 or windows < 1 or not threads or min(threads) < 1:
@@ -390,7 +391,7 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
     profiles = []
     tfl = next((r for r in compute if r in TFLITE_RUNTIMES), None)
     if profile and tfl:
-        from crossl_edge.runtime.op_profile import profile_bundle
+        from crossl_edge.bench.op_profile import profile_bundle
 
         say(f"per-op profiles on {tfl}")
         feeds = {m.name: {k: _encoder_feeds(m, raw[m.name][:1], k)[0][0]

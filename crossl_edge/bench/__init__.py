@@ -1,0 +1,1 @@
+"""The `bench` verb's library: per-model latency, memory and end-to-end timing of a bundle."""

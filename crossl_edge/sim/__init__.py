@@ -1,0 +1,1 @@
+"""The network simulation lab: sensor nodes, lossy links, drifting clocks, scored predictions."""

@@ -34,17 +34,9 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "crossl-edge"
 
 
-def _search_shared(start: Path) -> Path | None:
-    for parent in [start, *start.parents]:
-        hits = sorted((parent / "shared" / "third_party").glob(TARBALL_GLOB))
-        if hits:
-            return hits[-1]
-    return None
-
-
 def locate_source(explicit: str | Path | None = None) -> Path:
-    """A TFLM source folder or tarball: ``explicit``, $CROSSL_TFLM_SRC, then
-    shared/third_party/tflite-micro-*.tar.gz in a parent folder of this checkout or the cwd."""
+    """The TFLM source folder or tarball the user named: ``explicit`` (--tflm), else
+    $CROSSL_TFLM_SRC. Nowhere else is searched."""
     for given, what in ((explicit, "--tflm"), (os.environ.get(ENV_SOURCE), ENV_SOURCE)):
         if given:
             p = Path(given).expanduser()
@@ -52,12 +44,9 @@ def locate_source(explicit: str | Path | None = None) -> Path:
                 raise UsageError(f"{what} {p} does not exist; pass a TFLite Micro source folder "
                                  f"or tarball (bash {FETCH_SCRIPT} fetches one).")
             return p.resolve()
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        hit = _search_shared(start)
-        if hit is not None:
-            return hit
-    raise UsageError(f"no TFLite Micro source found; run `bash {FETCH_SCRIPT} DIR` (needs git "
-                     f"and network) and pass --tflm DIR or set {ENV_SOURCE}.")
+    raise UsageError(f"no TFLite Micro source given: pass --tflm PATH or set {ENV_SOURCE} to a "
+                     f"{TARBALL_GLOB} tarball or source folder (`bash {FETCH_SCRIPT} DIR` fetches "
+                     "one; needs git and network).")
 
 
 def _hash_tree(root: Path) -> str:

@@ -39,7 +39,7 @@ def pamap2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pamap2")
     r101 = pamap2_rows(SEGMENTS, seed=1)
     r101[60:65, 4:7] = np.nan  # 5-row hand-acc packet drop inside "lying": interpolated
-    r101[400:440, 20:37] = np.nan  # 40-row chest drop inside "walking": 3 windows dropped
+    r101[400:440, 20:37] = np.nan  # 40-row chest drop inside "walking": chest absent in 3
     base = write_pamap2(root, {101: r101, 102: pamap2_rows(SEGMENTS, seed=2)})
     write_pamap2_file(base / "Optional" / "subject101.dat", pamap2_rows([(1, 200)], seed=3))
     return base
@@ -50,7 +50,9 @@ def test_pamap2_shapes_labels_and_loso_split(pamap2_dir: Path) -> None:
     assert ds.train.names == pm.MODALITY_NAMES and ds.train.classes == pm.CLASSES
     assert all(ds.train.data[n].shape[1:] == (3, 64) for n in ds.train.names)
     assert set(ds.train.subjects) == {"101"} and set(ds.test.subjects) == {"102"}
-    assert len(ds.test) == 24 and len(ds.train) == 21  # 3 x 8, minus the 3 NaN windows
+    assert len(ds.test) == 24 and len(ds.train) == 24  # 3 x 8; the chest NaN windows are kept
+    assert ds.train.present["chest_acc"].sum() == 21 and ds.train.present["hand_acc"].all()
+    assert ds.train.meta["absent_windows"]["chest_gyro"] == {"101": 3}
     for split in (ds.train, ds.test):
         assert {pm.CLASSES[i] for i in split.labels} == {"lying", "walking", "running"}
         # every window's samples carry its own segment's activity: no window crosses segments
@@ -60,13 +62,18 @@ def test_pamap2_shapes_labels_and_loso_split(pamap2_dir: Path) -> None:
                            ACTIVITY_OF_CLASS[split.labels] + 0.08, atol=0.01)
 
 
-def test_pamap2_nan_interpolated_and_long_gaps_dropped(pamap2_dir: Path) -> None:
+def test_pamap2_nan_interpolated_and_long_gaps_absent(pamap2_dir: Path) -> None:
     ds = load_dataset("pamap2", path=str(pamap2_dir), test_subjects=[102], **W)
-    assert ds.train.meta["dropped_nan_windows"] == 3
-    assert (ds.train.labels == pm.CLASSES.index("lying")).sum() == 8  # short drop kept
-    assert (ds.train.labels == pm.CLASSES.index("walking")).sum() == 5
-    strict = load_dataset("pamap2", path=str(pamap2_dir), max_gap=2, **W)
-    assert strict.train.meta["dropped_nan_windows"] == 3 + 1  # now the 5-row drop counts
+    assert ds.train.meta["dropped_nan_windows"] == 0
+    walking = ds.train.labels == pm.CLASSES.index("walking")
+    assert walking.sum() == 8 and (~ds.train.present["chest_acc"][walking]).sum() == 3
+    assert (ds.train.data["chest_acc"][~ds.train.present["chest_acc"]] == 0).all()
+    assert ds.train.present["hand_acc"].all()  # the 5-row drop is interpolated
+    short = load_dataset("pamap2", path=str(pamap2_dir), max_gap=2, **W)
+    assert (~short.train.present["hand_acc"]).sum() == 1  # now the 5-row drop counts
+    strict = load_dataset("pamap2", path=str(pamap2_dir), max_gap=2, strict_sensors=True, **W)
+    assert strict.train.meta["dropped_nan_windows"] == 3 + 1 and strict.train.complete
+    assert (strict.train.labels == pm.CLASSES.index("walking")).sum() == 5
 
 
 def test_interpolate_gaps_fills_short_runs_and_flags_long_and_edge_runs() -> None:
@@ -85,7 +92,7 @@ def test_pamap2_heart_rate_resampling_and_path_forms(pamap2_dir: Path) -> None:
     ds = load_dataset("pamap2", path=str(pamap2_dir / "Protocol"), heart_rate=True,
                       resample_hz=50, window=32, step=16)
     assert ds.train.names[-1] == "heart_rate" and ds.train.spec("heart_rate").sample_rate_hz == 50
-    assert ds.train.meta["dropped_nan_windows"] == 3  # NaN mapped back to raw time correctly
+    assert (~ds.train.present["chest_acc"]).sum() == 3  # NaN mapped back to raw time correctly
     assert ds.test.data["heart_rate"].shape == (24, 1, 32)
     assert ds.test.data["hand_acc"].shape == (24, 3, 32)
     hr = ds.test.data["heart_rate"][:, 0]  # interpolated across the file, so ramps at changes
@@ -93,11 +100,12 @@ def test_pamap2_heart_rate_resampling_and_path_forms(pamap2_dir: Path) -> None:
     assert np.allclose(hr.mean(1), 80 + ACTIVITY_OF_CLASS[ds.test.labels], atol=0.5)
     parent = load_dataset("pamap2", path=str(pamap2_dir.parent), modalities=["chest_acc"], **W)
     assert parent.train.names == ("chest_acc",)
+    assert len(parent.train) == 21  # windows with no chosen sensor present are dropped
 
 
 def test_pamap2_optional_recordings_and_folds(pamap2_dir: Path) -> None:
     ds = load_dataset("pamap2", path=str(pamap2_dir), include_optional=True, **W)
-    assert len(ds.train) == 21 + 5  # Optional/subject101.dat: one 200-row lying segment
+    assert len(ds.train) == 24 + 5  # Optional/subject101.dat: one 200-row lying segment
     assert pm.loso_folds(pamap2_dir) == ["101", "102"]
 
 
@@ -172,9 +180,13 @@ def test_wesad_errors(wesad_dir: Path, tmp_path: Path) -> None:
         load_dataset("wesad", path=str(wesad_dir), window=5000)
     with pytest.raises(DataError, match="no S<n>/S<n>.pkl"):
         load_dataset("wesad", path=str(tmp_path))
-    write_wesad(tmp_path / "a", {"S2": wesad_subject(LABELS, subject="S2", drop=["EMG"])})
+    write_wesad(tmp_path / "a", {"S2": wesad_subject(LABELS, subject="S2", drop=["EMG"]),
+                                 "S3": wesad_subject(LABELS, subject="S3", seed=1)})
     with pytest.raises(DataError, match="chest signal 'EMG' is missing"):
-        load_dataset("wesad", path=str(tmp_path / "a"))
+        load_dataset("wesad", path=str(tmp_path / "a"), strict_sensors=True)
+    ds = load_dataset("wesad", path=str(tmp_path / "a"))  # the missing signal is absent there
+    assert not ds.train.present["emg"].any() and ds.train.present["ecg"].all()
+    assert ds.test.present["emg"].all() and ds.train.meta["absent_windows"]["emg"]["S2"] > 0
     (tmp_path / "b" / "S4").mkdir(parents=True)
     (tmp_path / "b" / "S4" / "S4.pkl").write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(DataError, match="not a WESAD subject pickle"):

@@ -169,11 +169,18 @@ def test_wisdm_gaps_missing_streams_and_options(wisdm_dir: Path, tmp_path: Path)
                                                                 t0_ns=10**14))
     ds = load_dataset("wisdm", path=str(root / "wisdm-dataset" / "raw"), window=64, step=32,
                       modalities=["phone_accel", "phone_gyro"])
-    assert ds.train.meta["subjects_skipped"] == ["1701"]  # no phone gyro file
-    assert ds.train.meta["dropped_gap_windows"] == 3  # windows 64-127, 96-159, 128-191
-    assert len(ds.train) == 6 - 3 and len(ds.test) == 6
+    assert ds.train.meta["subjects_skipped"] == [] and len(ds.train) == 6 + 6
+    assert ds.train.meta["absent_windows"] == {  # 1700: windows 64-127, 96-159, 128-191
+        "phone_accel": {"1700": 3}, "phone_gyro": {"1701": 6}}  # 1701 has no phone gyro file
+    assert (ds.train.data["phone_gyro"][ds.train.subjects == "1701"] == 0).all()
+    strict = load_dataset("wisdm", path=str(root / "wisdm-dataset" / "raw"), window=64, step=32,
+                          modalities=["phone_accel", "phone_gyro"], strict_sensors=True)
+    assert strict.train.meta["subjects_skipped"] == ["1701"]  # no phone gyro file
+    assert strict.train.meta["dropped_gap_windows"] == 3 and strict.train.complete
+    assert len(strict.train) == 6 - 3 and len(strict.test) == 6
     lenient = load_dataset("wisdm", path=str(root), window=64, step=32, max_gap_s=3.0,
-                           modalities="phone_accel,phone_gyro", test_subjects=[1702])
+                           modalities="phone_accel,phone_gyro", test_subjects=[1702],
+                           strict_sensors=True)
     assert lenient.train.meta["dropped_gap_windows"] == 0 and len(lenient.train) == 6
     slow = load_dataset("wisdm", path=str(wisdm_dir), resample_hz=10, window=32, step=16,
                         modalities=["watch_gyro"])
@@ -252,8 +259,8 @@ def test_malformed_file_is_one_sentence_naming_it(name: str, make: Callable,
     bad, words = make(tmp_path)
     options = {"uci-har": {}, "wisdm": {"window": 64, "step": 32, "modalities": "phone_accel"}
                }.get(name, {"window": 64, "step": 32})
-    with pytest.raises(DataError) as e:
-        load_dataset(name, path=str(tmp_path), **options)
+    with pytest.raises(DataError) as e:  # strict: a stuck sensor is refused, as it used to be
+        load_dataset(name, path=str(tmp_path), strict_sensors=True, **options)
     text = str(e.value)
     assert str(bad) in text and words in text, text
     assert "\n" not in text and text.endswith(".")

@@ -1,5 +1,6 @@
 """MHEALTH (``mHealth_subjectN.log``: 23 signal columns + label, 50 Hz): chest acc, ECG, ankle and
-arm acc/gyro(/mag) windows of the 12 activities, null class 0 dropped.
+arm acc/gyro(/mag) windows of the 12 activities, null class 0 dropped; a stuck sensor is absent in
+the windows it touches.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from crossl_edge.data.presence import finish, rows_mask
 from crossl_edge.data.rawtext import (
     check_fraction,
-    check_not_stuck,
     find_files,
     read_table,
     split_subjects,
+    stuck_stretches,
 )
 from crossl_edge.data.signal import (
     check_window,
@@ -61,8 +63,10 @@ def subject_files(path: str | Path) -> dict[str, Path]:
 def load_mhealth(*, path: str | Path, window: int = 128, step: int = 64,
                  modalities: Sequence[str] | None = DEFAULT_MODALITIES,
                  test_subjects: Sequence[object] | None = None,
-                 test_fraction: float = 0.2) -> Dataset:
-    """Windows inside each run of one activity (label 0 dropped), 50 Hz.
+                 test_fraction: float = 0.2, strict_sensors: bool = False) -> Dataset:
+    """Windows inside each run of one activity (label 0 dropped), 50 Hz. A sensor reading exactly
+    0 on every channel for 10 s or more is absent in the windows touching that stretch
+    (``strict_sensors`` refuses it instead).
 
     Modalities: ``chest_acc``, ``ecg`` (2 leads, mV), ``ankle_acc``/``ankle_gyro``/``ankle_mag``,
     ``arm_acc``/``arm_gyro``/``arm_mag``; the magnetometers only when asked for. Test subjects:
@@ -75,6 +79,7 @@ def load_mhealth(*, path: str | Path, window: int = 128, step: int = 64,
     parts: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     subjects: list[np.ndarray] = []
+    present: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for subject, file in subject_files(path).items():
         arr = read_table(file, n_columns=N_COLUMNS, dataset="MHEALTH .log")
         label = arr[:, _LABEL]
@@ -83,14 +88,19 @@ def load_mhealth(*, path: str | Path, window: int = 128, step: int = 64,
             raise DataError(f"{file}: row {row + 1} has label {label[row]:g}, outside 0..12; it "
                             "is not a raw MHEALTH file.")
         used = label != 0
+        stuck = {}
         for n in names:
             first, chans = SENSORS[n]
-            check_not_stuck(arr[used, first:first + len(chans)], file, sensor=n, hz=RAW_HZ)
-        w, y = labelled_windows(arr[:, cols], label, length=window, step=step,
-                                classes={i + 1: i for i in range(len(CLASSES))})
+            stuck[n] = rows_mask(len(arr), stuck_stretches(
+                arr[:, first:first + len(chans)], file, sensor=n, hz=RAW_HZ, used=used,
+                strict=strict_sensors))
+        w, y, ok = labelled_windows(arr[:, cols], label, length=window, step=step,
+                                    classes={i + 1: i for i in range(len(CLASSES))}, bad=stuck)
         parts.append(w)
         labels.append(y)
         subjects.append(np.full(len(w), subject))
+        for n in names:
+            present[n].append(ok[n])
     x = concat_windows(parts, len(cols), window)
     if len(x) == 0:
         raise DataError(f"no MHEALTH activity run under {path} is {window} samples long; use a "
@@ -100,9 +110,11 @@ def load_mhealth(*, path: str | Path, window: int = 128, step: int = 64,
     specs = tuple(ModalitySpec(n, tuple(f"{n}_{c}" for c in SENSORS[n][1]), RAW_HZ)
                   for n in names)
     meta: dict[str, object] = {"source": str(path), "dataset": "mhealth", "raw_hz": RAW_HZ}
-    everyone = Windows(specs, data, np.concatenate(labels), np.concatenate(subjects), CLASSES, meta)
-    present = sorted(set(everyone.subjects.tolist()), key=int)
-    test = split_subjects(present, test_subjects=test_subjects, test_fraction=test_fraction)
+    everyone = Windows(specs, data, np.concatenate(labels), np.concatenate(subjects), CLASSES, meta,
+                       {n: np.concatenate(p) for n, p in present.items()})
+    everyone = finish("mhealth", everyone, why={n: "stuck at 0" for n in names})
+    who = sorted(set(everyone.subjects.tolist()), key=int)
+    test = split_subjects(who, test_subjects=test_subjects, test_fraction=test_fraction)
     train_w, test_w = split_by_subject(everyone, test)
     log.info("mhealth: %d train / %d test windows, test subjects %s", len(train_w), len(test_w),
              test)

@@ -41,6 +41,8 @@ def _pack(w: Windows) -> dict[str, np.ndarray]:
         arrays[f"x_{m.name}"] = w.data[m.name]
         arrays[f"sample_rate_{m.name}"] = np.float64(m.sample_rate_hz)
         arrays[f"channels_{m.name}"] = _str_array(m.channels)
+        if not w.present[m.name].all():
+            arrays[f"present_{m.name}"] = w.present[m.name]
     try:
         arrays["meta"] = np.asarray(json.dumps(w.meta, sort_keys=True, default=str))
     except (TypeError, ValueError):
@@ -68,6 +70,9 @@ def save_npz(windows_train: Windows, windows_test: Windows, path: str | Path, *,
         merged = dict(a)
         for k in ("y", "subjects", *(f"x_{n}" for n in windows_train.names)):
             merged[k] = np.concatenate([a[k], b[k]])
+        for n in windows_train.names:
+            if f"present_{n}" in a or f"present_{n}" in b:
+                merged[f"present_{n}"] = np.concatenate([tr.present[n], te.present[n]])
         merged["split"] = _str_array(["train"] * len(windows_train) + ["test"] * len(windows_test))
         _write(path, merged, compress)
     else:
@@ -76,17 +81,23 @@ def save_npz(windows_train: Windows, windows_test: Windows, path: str | Path, *,
         _write(path / "test.npz", _pack(windows_test), compress)
 
 
-def _unpack(z: Mapping[str, np.ndarray], where: str,
-            modalities: Sequence[str] | None) -> tuple[list[ModalitySpec], dict[str, np.ndarray]]:
+def _unpack(z: Mapping[str, np.ndarray], where: str, modalities: Sequence[str] | None,
+            ) -> tuple[list[ModalitySpec], dict[str, np.ndarray], dict[str, np.ndarray]]:
     found = [k[2:] for k in z if k.startswith("x_")]
     order = [str(n) for n in z["modalities"]] if "modalities" in z else found
     if not found or sorted(order) != sorted(found):
         raise DataError(f"{where}: needs one x_<modality> array per modality (found {found}, "
                         f"'modalities' lists {order}); see NPZ_FORMAT.md.")
     names = pick_modalities(modalities, order, where) if modalities is not None else order
-    specs, data = [], {}
+    specs, data, present = [], {}, {}
     for n in names:
         x = z[f"x_{n}"]
+        if f"present_{n}" in z:
+            p = np.asarray(z[f"present_{n}"])
+            if p.shape != (len(x),) or not (p.dtype == bool or np.isin(p, (0, 1)).all()):
+                raise DataError(f"{where}: present_{n} must be a (N,) boolean array, one flag "
+                                f"per window of x_{n}; got {p.dtype} {p.shape}.")
+            present[n] = p.astype(bool)
         if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
             raise DataError(f"{where}: x_{n} has shape {x.shape} and dtype {x.dtype}; expected a "
                             "numeric (N, C, T) array.")
@@ -99,7 +110,7 @@ def _unpack(z: Mapping[str, np.ndarray], where: str,
         channels = tuple(str(c) for c in z[f"channels_{n}"]) if f"channels_{n}" in z else default
         specs.append(ModalitySpec(n, tuple(channels), rate))
         data[n] = x
-    return specs, data
+    return specs, data, present
 
 
 def read_npz(file: str | Path, *, labels: str = "y") -> dict[str, np.ndarray]:
@@ -127,6 +138,9 @@ def read_npz(file: str | Path, *, labels: str = "y") -> dict[str, np.ndarray]:
         raise DataError(f"{file} is a corrupt .npz archive ({type(e).__name__}: {e}); write it "
                         "again.") from e
     for k, v in arrays.items():
+        p = arrays.get(f"present_{k[2:]}") if k.startswith("x_") else None
+        if p is not None and p.shape == v.shape[:1] and p.dtype == bool:
+            v = v[p]  # absent windows may hold anything (NaN included): they are never read
         check_array(file, k, v, labels=labels)
     return arrays
 
@@ -155,10 +169,11 @@ def check_array(file: Path, key: str, v: np.ndarray, *, labels: str) -> None:
 
 
 def _windows(z: Mapping[str, np.ndarray], where: str, split: str,
-             modalities: Sequence[str] | None, classes: tuple[str, ...] | None) -> Windows:
+             modalities: Sequence[str] | None, classes: tuple[str, ...] | None, *,
+             strict: bool = False) -> Windows:
     if "y" not in z:
         raise DataError(f"{where}: missing the 'y' label array; see NPZ_FORMAT.md.")
-    specs, data = _unpack(z, where, modalities)
+    specs, data, present = _unpack(z, where, modalities)
     y = np.asarray(z["y"])
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{where}: 'y' must be an integer (N,) array, got {y.dtype} {y.shape}.")
@@ -178,7 +193,13 @@ def _windows(z: Mapping[str, np.ndarray], where: str, split: str,
         except ValueError:
             log.warning("npz: %s has an unreadable 'meta' entry; ignored", where)
     meta["source"] = where
-    return Windows(tuple(specs), data, y, subjects, classes, meta)
+    w = Windows(tuple(specs), data, y, subjects, classes, meta, present)
+    if strict and not w.complete:
+        absent = {n: int((~p).sum()) for n, p in w.present.items() if not p.all()}
+        raise DataError(f"{where}: modalities are absent in some windows ({absent}, from the "
+                        "present_ arrays); --strict-sensors refuses them: drop that flag to train "
+                        "with them absent.")
+    return w.drop_empty()
 
 
 def _classes(*arrays: Mapping[str, np.ndarray]) -> tuple[str, ...] | None:
@@ -192,9 +213,11 @@ def _classes(*arrays: Mapping[str, np.ndarray]) -> tuple[str, ...] | None:
     return tuple(str(i) for i in range(top + 1))
 
 
-def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Dataset:
+def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None,
+             strict_sensors: bool = False) -> Dataset:
     """Our generic format (NPZ_FORMAT.md): a folder with ``train.npz`` + ``test.npz``, or one
-    ``.npz`` file with a ``split`` array. ``modalities`` keeps only those, in that order."""
+    ``.npz`` file with a ``split`` array. ``modalities`` keeps only those, in that order (windows
+    where none of them is present are dropped). ``strict_sensors`` refuses absent windows."""
     p = Path(path)
     if p.is_dir():
         files = [p / f"{s}.npz" for s in SPLITS]
@@ -204,8 +227,8 @@ def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Da
                             "or point --data at one .npz with a 'split' array.")
         ztr, zte = read_npz(files[0]), read_npz(files[1])
         cls = _classes(ztr, zte)
-        train = _windows(ztr, str(files[0]), "train", modalities, cls)
-        test = _windows(zte, str(files[1]), "test", modalities, cls)
+        train = _windows(ztr, str(files[0]), "train", modalities, cls, strict=strict_sensors)
+        test = _windows(zte, str(files[1]), "test", modalities, cls, strict=strict_sensors)
     elif p.is_file():
         z = read_npz(p)
         if "split" not in z:
@@ -216,7 +239,8 @@ def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Da
         if odd or split.ndim != 1:
             raise DataError(f"{p}: 'split' must be a (N,) array of 'train'/'test', found {odd}.")
         n = len(split)
-        per_row = {k for k, v in z.items() if k in ("y", "subjects") or k.startswith("x_")}
+        per_row = {k for k, v in z.items()
+                   if k in ("y", "subjects") or k.startswith(("x_", "present_"))}
         bad = sorted(k for k in per_row if len(z[k]) != n)
         if bad:
             raise DataError(f"{p}: {', '.join(bad)} disagree with 'split' on N ({n}).")
@@ -225,7 +249,7 @@ def load_npz(*, path: str | Path, modalities: Sequence[str] | None = None) -> Da
         for s in SPLITS:
             keep = split == s
             sub = {k: (v[keep] if k in per_row else v) for k, v in z.items()}
-            parts.append(_windows(sub, str(p), s, modalities, cls))
+            parts.append(_windows(sub, str(p), s, modalities, cls, strict=strict_sensors))
         train, test = parts
     else:
         raise DataError(f"{p} does not exist; pass --data pointing at a folder with train.npz and "

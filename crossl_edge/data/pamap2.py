@@ -1,5 +1,6 @@
 """PAMAP2 (3 IMUs at 100 Hz, optional heart rate) from the raw ``subject1NN.dat`` files, windowed
-within activity segments for CroSSL's 12 classes, with a leave-one-subject-out split.
+within activity segments for CroSSL's 12 classes (a wireless IMU that drops out is absent there),
+with a leave-one-subject-out split.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossl_edge.data.rawtext import check_number, read_table
+from crossl_edge.data.presence import finish
+from crossl_edge.data.rawtext import check_number, missing_path, read_table
 from crossl_edge.data.signal import (
     check_window,
     concat_windows,
@@ -19,6 +21,7 @@ from crossl_edge.data.signal import (
     resample,
     runs,
     subject_list,
+    window_flags,
     window_segment,
 )
 from crossl_edge.data.windows import Dataset, ModalitySpec, Windows, split_by_subject
@@ -56,12 +59,16 @@ def protocol_dir(path: str | Path) -> Path:
     """The folder holding ``subject1NN.dat``: ``path`` itself, ``path/Protocol`` or
     ``path/PAMAP2_Dataset/Protocol``."""
     root = Path(path)
+    if root.is_file() and root.suffix == ".zip":
+        raise missing_path(root, dataset="PAMAP2", hint="PAMAP2_Dataset or its Protocol folder")
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; pass --data pointing at PAMAP2_Dataset or its "
                         "Protocol folder.")
     for d in (root / "Protocol", root / "PAMAP2_Dataset" / "Protocol", root):
         if d.is_dir() and any(d.glob("subject*.dat")):
             return d
+    if any(root.glob("*.zip")):
+        raise missing_path(root, dataset="PAMAP2", hint="PAMAP2_Dataset or its Protocol folder")
     raise DataError(f"no subject*.dat files under {root}; pass --data pointing at PAMAP2_Dataset "
                     "or its Protocol folder.")
 
@@ -103,16 +110,17 @@ def read_dat(file: Path, columns: list[int]) -> np.ndarray:
     return np.ascontiguousarray(arr[:, [0, 1, *columns]])
 
 
-def interpolate_gaps(x: np.ndarray, *, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fill NaN in a (T, C) segment; return (filled, bad rows).
+def interpolate_gaps(x: np.ndarray, *, max_gap: int,
+                     per_column: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN in a (T, C) segment; return (filled, bad rows (T,), or (T, C) per column).
 
     Interior NaN runs of at most ``max_gap`` samples are linearly interpolated and count as
     good; longer runs and runs touching the segment's ends are filled too (so resampling
-    stays finite) but flagged bad, so the windows covering them are dropped.
+    stays finite) but flagged bad, so the windows covering them are not used.
     """
     t = x.shape[0]
     out = x.copy()
-    bad = np.zeros(t, bool)
+    cols = np.zeros((t, x.shape[1]), bool)
     grid = np.arange(t)
     for c in range(x.shape[1]):
         nan = np.isnan(x[:, c])
@@ -120,7 +128,7 @@ def interpolate_gaps(x: np.ndarray, *, max_gap: int) -> tuple[np.ndarray, np.nda
             continue
         if nan.all():
             out[:, c] = 0.0
-            bad[:] = True
+            cols[:, c] = True
             continue
         out[:, c] = np.interp(grid, grid[~nan], x[~nan, c])
         edges = np.diff(np.concatenate([[0], nan.astype(np.int8), [0]]))
@@ -129,8 +137,19 @@ def interpolate_gaps(x: np.ndarray, *, max_gap: int) -> tuple[np.ndarray, np.nda
         mark = np.zeros(t + 1, np.int64)
         np.add.at(mark, starts[long], 1)
         np.add.at(mark, stops[long], -1)
-        bad |= np.cumsum(mark[:t]) > 0
-    return out, bad
+        cols[:, c] = np.cumsum(mark[:t]) > 0
+    return out, (cols if per_column else cols.any(axis=1))
+
+
+def _per_modality(bad_cols: np.ndarray, names: list[str],
+                  width: dict[str, int]) -> dict[str, np.ndarray]:
+    """Bad rows per modality from per-column flags in read order (IMUs, heart rate last)."""
+    order = [n for n in names if n != HEART_RATE] + [n for n in names if n == HEART_RATE]
+    out, col = {}, 0
+    for n in order:
+        out[n] = bad_cols[:, col:col + width[n]].any(axis=1)
+        col += width[n]
+    return out
 
 
 def _heart_rate(hr: np.ndarray) -> np.ndarray:
@@ -153,13 +172,16 @@ def _segments(time: np.ndarray, activity: np.ndarray) -> list[tuple[int, int, in
 def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
                 test_subjects: Sequence[object] | None = None, heart_rate: bool = False,
                 resample_hz: float | None = None, include_optional: bool = False,
-                max_gap: int = 20, modalities: Sequence[str] | None = None) -> Dataset:
+                max_gap: int = 20, modalities: Sequence[str] | None = None,
+                strict_sensors: bool = False) -> Dataset:
     """Windows of PAMAP2's 12 CroSSL activities; label = the activity segment's class.
 
     ``window``/``step`` count samples at the output rate (``resample_hz`` or 100 Hz). Activity 0
     and activities outside the 12 classes are dropped; windows never cross an activity segment,
-    a timestamp jump or a file. Interior IMU NaN runs up to ``max_gap`` raw samples are linearly
-    interpolated; windows touching longer runs are dropped (``meta["dropped_nan_windows"]``).
+    a timestamp jump or a file. Interior NaN runs up to ``max_gap`` raw samples are linearly
+    interpolated; a modality with a longer run (a wireless IMU dropping out) is absent in the
+    windows touching it (``Windows.present``); with ``strict_sensors`` those windows are
+    dropped instead (``meta["dropped_nan_windows"]``).
     ``heart_rate`` adds a 1-channel ``heart_rate`` modality (interpolated from ~9 Hz).
     ``test_subjects`` (e.g. ``[105]``) defaults to the last subject present (leave-one-out).
     """
@@ -178,6 +200,8 @@ def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
     parts: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     subjects: list[np.ndarray] = []
+    present: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    width = {n: len(_columns(n)) for n in names}
     dropped = too_short = longest = 0
     for subject, file in find_files(path, include_optional=include_optional):
         arr = read_dat(file, columns)
@@ -186,18 +210,28 @@ def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
         for start, stop, activity in _segments(arr[:, 0], arr[:, 1]):
             if activity not in ACTIVITIES:
                 continue
-            seg, bad = interpolate_gaps(arr[start:stop, 2:], max_gap=max_gap)
+            seg, bad_cols = interpolate_gaps(arr[start:stop, 2:], max_gap=max_gap, per_column=True)
             if resample_hz:
                 seg = resample(seg, from_hz=RAW_HZ, to_hz=rate)
             longest = max(longest, seg.shape[0])
             if seg.shape[0] < window:
                 too_short += 1
                 continue
-            w, n_bad = window_segment(seg, length=window, step=step, bad=bad, ratio=ratio)
+            bad = _per_modality(bad_cols, names, width)
+            if strict_sensors:
+                any_bad = np.logical_or.reduce(list(bad.values()))
+                w, n_bad = window_segment(seg, length=window, step=step, bad=any_bad, ratio=ratio)
+                ok = {n: np.ones(len(w), bool) for n in names}
+            else:
+                w, n_bad = window_segment(seg, length=window, step=step)
+                ok = {n: ~window_flags(b, n_samples=seg.shape[0], length=window, step=step,
+                                       ratio=ratio) for n, b in bad.items()}
             dropped += n_bad
             parts.append(w)
             labels.append(np.full(len(w), ACTIVITIES[activity]))
             subjects.append(np.full(len(w), subject))
+            for n in names:
+                present[n].append(ok[n])
     if longest < window:
         raise DataError(f"window of {window} samples is longer than every PAMAP2 activity segment "
                         f"(longest {longest} samples at {rate:g} Hz); use a shorter window.")
@@ -215,9 +249,12 @@ def load_pamap2(*, path: str | Path, window: int = 512, step: int = 256,
                                "resampled_to_hz": rate if resample_hz else None,
                                "dropped_nan_windows": dropped, "segments_too_short": too_short,
                                "max_gap": max_gap}
-    everyone = Windows(specs, data, np.concatenate(labels), np.concatenate(subjects), CLASSES, meta)
-    present = sorted(set(everyone.subjects.tolist()), key=int)
-    test = subject_list(test_subjects) or present[-1:]
+    everyone = Windows(specs, data, np.concatenate(labels), np.concatenate(subjects), CLASSES, meta,
+                       {n: np.concatenate(p) for n, p in present.items()})
+    everyone = finish("pamap2", everyone, why={n: f"NaN for more than {max_gap} samples"
+                                               for n in names})
+    who = sorted(set(everyone.subjects.tolist()), key=int)
+    test = subject_list(test_subjects) or who[-1:]
     train_w, test_w = split_by_subject(everyone, test)
     log.info("pamap2: %d train / %d test windows, %d NaN windows dropped, test subjects %s",
              len(train_w), len(test_w), dropped, test)

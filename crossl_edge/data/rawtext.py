@@ -6,27 +6,51 @@ naming the file.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from crossl_edge.data.signal import runs, subject_list
+from crossl_edge.data.presence import STUCK_SECONDS, stuck_runs
+from crossl_edge.data.signal import subject_list
 from crossl_edge.errors import DataError, UsageError
 
-STUCK_SECONDS = 10.0  # all axes exactly 0 for this long = a stuck or disconnected sensor
+log = logging.getLogger(__name__)
+
+_LFS = b"version https://git-lfs.github.com/spec/"
+
+
+def _utf16(raw: bytes) -> bool:
+    """A UTF-16 byte-order mark, or ASCII text with a NUL after (or before) every character."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    head = raw[:400]
+    return len(head) >= 4 and (head[1::2].count(0) > 0.9 * len(head[1::2])
+                               or head[0::2].count(0) > 0.9 * len(head[0::2]))
 
 
 def read_text(file: Path, *, dataset: str) -> str:
-    """The file's text, or a DataError when it cannot be read or is not text at all."""
+    """The file's text, or a DataError when it cannot be read or is not text at all (a UTF-16
+    file, a Git LFS pointer and a zip archive are each named as such)."""
     try:
         raw = file.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {file} ({e.strerror or e}); check the path and its "
                         "permissions.") from e
+    if raw.startswith(_LFS):
+        raise DataError(f"{file} is a Git LFS pointer, not the {dataset} data; fetch the file "
+                        "itself (git lfs pull in that repository, or download it directly).")
+    if raw[:4] == b"PK\x03\x04":
+        raise DataError(f"{file} is a zip archive, not a raw {dataset} file: unzip it and pass "
+                        "--data the extracted folder.")
+    if _utf16(raw):
+        raise DataError(f"{file} is UTF-16 text; a raw {dataset} file is ASCII: convert it "
+                        "(iconv -f UTF-16 -t UTF-8) or re-extract the original.")
     try:
         if b"\x00" in raw:
             raise UnicodeDecodeError("ascii", raw, 0, 1, "NUL byte")
@@ -62,17 +86,21 @@ def _locate_fault(lines: list[str], *, file: Path, n_columns: int, delimiter: st
 
 def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | None = None,
                strip: str = "", codes: dict[int, dict[str, float]] | None = None,
-               allow_nan: bool = False) -> np.ndarray:
+               allow_nan: bool = False, terminator: str = "") -> np.ndarray:
     """A (rows, ``n_columns``) float64 table from a whitespace- or ``delimiter``-separated file.
 
     ``strip`` characters are removed first (WISDM's trailing ``;``); ``codes`` maps a column's
-    text values to numbers (WISDM's activity letters). A file that is not text, has a row of
-    another width, a non-numeric field, no rows, or (unless ``allow_nan``) NaN/inf raises a
-    DataError naming the file and the line.
+    text values to numbers (WISDM's activity letters). With ``terminator``, every row ends in it:
+    a last row without it was cut mid-number by a partial download and is dropped (logged), a
+    row inside the file without it is refused. A file that is not text, has a row of another
+    width, a non-numeric field, no rows, or (unless ``allow_nan``) NaN/inf raises a DataError
+    naming the file and the line.
     """
     text = read_text(file, dataset=dataset)
     if not text.strip():
         raise DataError(f"{file} is empty; re-extract the {dataset} archive.")
+    if terminator:
+        text = _cut_last_row(text, file, terminator=terminator)
     for ch in strip:
         text = text.replace(ch, "")
     codes = codes or {}
@@ -102,6 +130,22 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
     return arr
 
 
+def _cut_last_row(text: str, file: Path, *, terminator: str) -> str:
+    lines = text.rstrip().splitlines()
+    bad = [i for i, ln in enumerate(lines) if ln.strip() and not ln.rstrip().endswith(terminator)]
+    inner = [i for i in bad if i != len(lines) - 1]
+    if inner:
+        raise DataError(f"{file}: line {inner[0] + 1} does not end in {terminator!r} like every "
+                        "row of the file; it was edited or merged: restore the original.")
+    if bad:
+        log.warning("%s: the last line does not end in %r (the file was cut mid-row by a partial "
+                    "download); that row is dropped", file, terminator)
+        lines = lines[:-1]
+        if not any(ln.strip() for ln in lines):
+            raise DataError(f"{file} holds only a cut row; download the file again.")
+    return "\n".join(lines) + "\n"
+
+
 def check_time(time: np.ndarray, file: Path, *, unit: str, first_row: int = 0) -> None:
     """DataError naming the row where ``time`` steps back (equal stamps are allowed)."""
     back = np.flatnonzero(np.diff(time) < 0)
@@ -112,18 +156,32 @@ def check_time(time: np.ndarray, file: Path, *, unit: str, first_row: int = 0) -
                         "file.")
 
 
-def check_not_stuck(x: np.ndarray, file: Path, *, sensor: str, hz: float,
-                    max_seconds: float = STUCK_SECONDS) -> None:
-    """DataError when every channel of ``x`` (T, C) reads exactly 0 for ``max_seconds`` or more
-    in a row: a sensor that is stuck or disconnected (real motion sensors are never exactly 0)."""
-    zero = ~np.any(x != 0, axis=1)
-    if not zero.any():
-        return
-    longest = max(((b - a, a) for a, b, v in runs(zero) if v), default=(0, 0))
-    if longest[0] >= max(2, math.ceil(max_seconds * hz)):
+def stuck_stretches(x: np.ndarray, file: Path, *, sensor: str, hz: float,
+                    used: np.ndarray | None = None, strict: bool = False,
+                    max_seconds: float = STUCK_SECONDS) -> list[tuple[int, int]]:
+    """File rows (start, stop) where every channel of ``x`` (T, C, all the file's rows) reads
+    exactly 0 for ``max_seconds`` or more: a stuck or disconnected sensor, absent there. With
+    ``strict`` the longest such stretch is a DataError naming its first file row instead."""
+    found = stuck_runs(x, hz=hz, used=used, max_seconds=max_seconds)
+    if found and strict:
+        a, b = max(found, key=lambda r: r[1] - r[0])
         raise DataError(f"{file}: sensor {sensor} reads exactly 0 on every axis for "
-                        f"{longest[0] / hz:.1f} s from row {longest[1] + 1}; it was stuck or "
-                        "disconnected: drop that recording or that sensor.")
+                        f"{(b - a) / hz:.1f} s from row {a + 1}; it was stuck or disconnected: "
+                        "drop that recording or that sensor (or train without --strict-sensors "
+                        "to mark it absent there).")
+    return found
+
+
+def missing_path(root: Path, *, dataset: str, hint: str) -> DataError:
+    """The DataError for ``--data`` naming no usable files: a zip archive is told to be
+    unzipped, a folder holding only zip archives likewise."""
+    if root.is_file() and zipfile.is_zipfile(root):
+        return DataError(f"{root} is a zip archive; unzip it and pass --data {hint}.")
+    zips = sorted(root.glob("*.zip")) if root.is_dir() else []
+    if zips:
+        return DataError(f"no {dataset} files under {root}, only the archive {zips[0].name}: "
+                         f"unzip it and pass --data {hint}.")
+    return DataError(f"no {dataset} files under {root}; pass --data pointing at {hint}.")
 
 
 def find_files(path: str | Path, pattern: str, *, dataset: str, where: Sequence[str],
@@ -136,6 +194,8 @@ def find_files(path: str | Path, pattern: str, *, dataset: str, where: Sequence[
     if root.is_file():
         if re.fullmatch(pattern, root.name):
             return [root]
+        if zipfile.is_zipfile(root):
+            raise missing_path(root, dataset=dataset, hint=hint)
         raise DataError(f"{root} is not a {dataset} file; pass --data pointing at {hint}.")
     for sub in (*where, "."):
         d = root / sub
@@ -143,7 +203,7 @@ def find_files(path: str | Path, pattern: str, *, dataset: str, where: Sequence[
             found = sorted(f for f in d.iterdir() if f.is_file() and re.fullmatch(pattern, f.name))
             if found:
                 return found
-    raise DataError(f"no {dataset} files under {root}; pass --data pointing at {hint}.")
+    raise missing_path(root, dataset=dataset, hint=hint)
 
 
 def check_fraction(name: str, value: float, *, low: float = 0.0, high: float = 1.0) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -75,6 +75,20 @@ def runs(values: np.ndarray) -> list[tuple[int, int, Any]]:
     return [(int(a), int(b), values[a].item()) for a, b in zip(starts, stops, strict=True)]
 
 
+def window_flags(bad: np.ndarray, *, n_samples: int, length: int, step: int,
+                 ratio: float = 1.0) -> np.ndarray:
+    """For each window (starts 0, step, ...) of an ``n_samples`` segment, whether it covers a
+    raw sample flagged in ``bad`` (the segment's raw-rate mask; ``ratio`` raw samples per
+    output sample)."""
+    if n_samples < length:
+        return np.zeros(0, bool)
+    starts = np.arange(0, n_samples - length + 1, step)
+    cum = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
+    lo = np.minimum(np.floor(starts * ratio).astype(np.int64), bad.size)
+    hi = np.minimum(np.ceil((starts + length) * ratio).astype(np.int64), bad.size)
+    return cum[hi] != cum[lo]
+
+
 def window_segment(signal: np.ndarray, *, length: int, step: int, bad: np.ndarray | None = None,
                    ratio: float = 1.0) -> tuple[np.ndarray, int]:
     """Windows (N, C, length) of one contiguous (T, C) segment, and how many were dropped.
@@ -89,11 +103,7 @@ def window_segment(signal: np.ndarray, *, length: int, step: int, bad: np.ndarra
     w = sliding_windows(signal, length=length, step=step)
     if bad is None or not bad.any():
         return w, 0
-    starts = np.arange(0, t - length + 1, step)
-    cum = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
-    lo = np.minimum(np.floor(starts * ratio).astype(np.int64), bad.size)
-    hi = np.minimum(np.ceil((starts + length) * ratio).astype(np.int64), bad.size)
-    ok = cum[hi] == cum[lo]
+    ok = ~window_flags(bad, n_samples=t, length=length, step=step, ratio=ratio)
     return w[ok], int((~ok).sum())
 
 
@@ -140,21 +150,31 @@ def concat_windows(parts: list[np.ndarray], n_channels: int, length: int) -> np.
 
 
 def labelled_windows(x: np.ndarray, label: np.ndarray, *, length: int, step: int,
-                     classes: dict[int, int],
-                     breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Windows (N, C, length) of a (T, C) recording inside each run of one label, and their
-    class indices: ``classes`` maps a raw label to its class (labels not in it are dropped);
-    ``breaks`` (T,) marks rows that start a new segment (a time gap), which no window crosses."""
+                     classes: dict[int, int], breaks: np.ndarray | None = None,
+                     bad: Mapping[str, np.ndarray] | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Windows (N, C, length) of a (T, C) recording inside each run of one label, their class
+    indices, and per modality of ``bad`` whether it is present in each window: ``classes`` maps
+    a raw label to its class (labels not in it are dropped); ``breaks`` (T,) marks rows that
+    start a new segment (a time gap), which no window crosses; ``bad[m]`` (T,) marks the rows
+    where modality ``m`` did not arrive (a window touching one has ``m`` absent)."""
+    bad = dict(bad or {})
     key = label.astype(np.int64)
     if breaks is not None:
         key = key + (int(key.max()) + 1) * np.cumsum(breaks)
     parts, ys = [], []
+    flags: dict[str, list[np.ndarray]] = {m: [] for m in bad}
     for start, stop, _ in runs(key):
         raw = int(label[start])
         if raw in classes and stop - start >= length:
             w, _ = window_segment(x[start:stop], length=length, step=step)
             parts.append(w)
             ys.append(np.full(len(w), classes[raw], np.int64))
+            for m, b in bad.items():
+                flags[m].append(~window_flags(b[start:stop], n_samples=stop - start,
+                                              length=length, step=step))
     if not parts:
-        return np.empty((0, x.shape[1], length), np.float32), np.empty(0, np.int64)
-    return np.concatenate(parts), np.concatenate(ys)
+        return (np.empty((0, x.shape[1], length), np.float32), np.empty(0, np.int64),
+                {m: np.empty(0, bool) for m in bad})
+    return (np.concatenate(parts), np.concatenate(ys),
+            {m: np.concatenate(f) for m, f in flags.items()})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from crossl_edge.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Windows:
 
     ``data[m]`` is float32 of shape (N, C_m, T_m); ``labels`` int64 (N,) indexing ``classes``;
     ``subjects`` (N,) identifies who recorded each window (for subject-disjoint splits).
+    ``present[m]`` is bool (N,): False where modality ``m`` did not arrive for that window (a
+    stuck, disconnected or missing sensor); a modality left out of ``present`` is present in
+    every window. An absent window's data is never used: it is set to 0 here (and after
+    normalization), whatever the loader put there.
     """
 
     modalities: tuple[ModalitySpec, ...]
@@ -36,14 +43,26 @@ class Windows:
     subjects: np.ndarray
     classes: tuple[str, ...]
     meta: dict[str, object] = field(default_factory=dict)
+    present: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.subjects = np.asarray(self.subjects)
-        self.data = {
-            m.name: np.ascontiguousarray(self.data[m.name], dtype=np.float32)
+        n = len(self.labels)
+        self.present = {
+            m.name: np.ascontiguousarray(self.present[m.name], dtype=bool)
+            if m.name in self.present else np.ones(n, bool)
             for m in self.modalities
         }
+        data = {}
+        for m in self.modalities:
+            x = np.ascontiguousarray(self.data[m.name], dtype=np.float32)
+            p = self.present[m.name]
+            if p.shape == (n,) and x.ndim >= 1 and x.shape[0] == n and not p.all():
+                x = x.copy()
+                x[~p] = 0.0  # never used; finite so nothing downstream trips over it
+            data[m.name] = x
+        self.data = data
         self.validate()
 
     @property
@@ -68,6 +87,9 @@ class Windows:
             raise DataError(f"labels must lie in 0..{len(self.classes) - 1}; fix the label map.")
         for m in self.modalities:
             x = self.data[m.name]
+            if self.present[m.name].shape != (n,):
+                raise DataError(f"present[{m.name!r}] has shape {self.present[m.name].shape}, "
+                                f"expected ({n},); give one flag per window.")
             if x.ndim != 3 or x.shape[0] != n or x.shape[1] != m.n_channels:
                 raise DataError(
                     f"modality {m.name!r} has shape {x.shape}, expected ({n}, {m.n_channels}, T); "
@@ -82,6 +104,17 @@ class Windows:
                     "interpolate the recording first."
                 )
 
+    def presence(self) -> np.ndarray:
+        """(N, M) bool: which modality arrived for each window, in modality order."""
+        if not self.modalities:
+            return np.ones((len(self), 0), bool)
+        return np.stack([self.present[n] for n in self.names], axis=1)
+
+    @property
+    def complete(self) -> bool:
+        """True when every modality is present in every window."""
+        return all(p.all() for p in self.present.values())
+
     def subset(self, idx: np.ndarray) -> Windows:
         """Rows ``idx`` (indices or boolean mask) as a new Windows."""
         idx = np.asarray(idx)
@@ -92,19 +125,32 @@ class Windows:
             self.subjects[idx],
             self.classes,
             dict(self.meta),
+            {k: v[idx] for k, v in self.present.items()},
         )
 
     def select(self, names: list[str] | tuple[str, ...]) -> Windows:
-        """Only the modalities ``names``, in that order."""
+        """Only the modalities ``names``, in that order; windows where none of them arrived are
+        dropped (logged)."""
         specs = tuple(self.spec(n) for n in names)
-        return Windows(
+        out = Windows(
             specs,
             {n: self.data[n] for n in names},
             self.labels,
             self.subjects,
             self.classes,
             dict(self.meta),
+            {n: self.present[n] for n in names},
         )
+        return out.drop_empty()
+
+    def drop_empty(self) -> Windows:
+        """These windows without those where no modality arrived (logged when there are any)."""
+        keep = self.presence().any(axis=1)
+        if keep.all():
+            return self
+        log.warning("%d window(s) have none of %s present; dropped", int((~keep).sum()),
+                    ", ".join(self.names))
+        return self.subset(keep)
 
 
 @dataclass
@@ -133,8 +179,17 @@ class Normalizer:
 
     @classmethod
     def fit(cls, windows: Windows, *, eps: float = 1e-6) -> Normalizer:
+        """Statistics of the windows where each modality is present (absent ones never count;
+        a modality absent everywhere gets mean 0, std 1)."""
         mean, std = {}, {}
         for name, x in windows.data.items():
+            x = x[windows.present[name]]
+            if len(x) == 0:
+                log.warning("modality %s is absent in every training window; normalization "
+                            "left at mean 0, std 1", name)
+                mean[name] = np.zeros(x.shape[1], np.float32)
+                std[name] = np.ones(x.shape[1], np.float32)
+                continue
             mean[name] = x.mean(axis=(0, 2)).astype(np.float32)
             std[name] = np.maximum(x.std(axis=(0, 2)), eps).astype(np.float32)
         return cls(mean, std)
@@ -146,6 +201,7 @@ class Normalizer:
         )
 
     def transform(self, windows: Windows) -> Windows:
+        """Normalized windows; absent windows stay exactly 0 (Windows zeroes them)."""
         return Windows(
             windows.modalities,
             {n: self.apply(n, x) for n, x in windows.data.items()},
@@ -153,6 +209,7 @@ class Normalizer:
             windows.subjects,
             windows.classes,
             dict(windows.meta),
+            dict(windows.present),
         )
 
     def to_json(self) -> dict[str, dict[str, list[float]]]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.errors import UsageError
+from crossl_edge.export.thresholds import LatentBars, check_f1_drop
 from crossl_edge.manifest import MANIFEST, Manifest, ModalityEntry
 from crossl_edge.metrics import cosine_rows, sqnr_db
 from crossl_edge.runtime import tflm
@@ -23,18 +24,16 @@ log = logging.getLogger(__name__)
 PIPELINES = ("tflite_int8", "onnx_int8")     # deployed int8 pipelines checked end to end
 
 
-@dataclass(frozen=True)
-class ParityThresholds:
+@dataclass(frozen=True, kw_only=True)
+class ParityThresholds(LatentBars):
     """Pass bars: mean latent cosine and SQNR per int8 encoder (cosine ignores a wrong scale,
     SQNR does not), and the macro-F1 drop per subset of modalities and int8 pipeline."""
 
-    min_cosine: float = 0.99
     max_f1_drop: float = 0.01
-    min_sqnr_db: float = 15.0
 
     def __post_init__(self) -> None:
-        if not (-1.0 <= self.min_cosine <= 1.0) or self.max_f1_drop < 0:
-            raise UsageError("--min-cosine must lie in [-1, 1] and --max-f1-drop must be >= 0.")
+        super().__post_init__()
+        check_f1_drop(self.max_f1_drop)
 
 
 @dataclass

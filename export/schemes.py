@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from crossl_edge.errors import UsageError
+from crossl_edge.export.thresholds import LatentBars, check_f1_drop
 from crossl_edge.metrics import (
     cosine_rows,
     modality_subsets,
@@ -83,21 +83,19 @@ def onnx_schemes(input_percentile: float, headroom: float = 1.0) -> tuple[Scheme
                  for s in ONNX_SCHEMES)
 
 
-@dataclass(frozen=True)
-class Targets:
+@dataclass(frozen=True, kw_only=True)
+class Targets(LatentBars):
     """What a candidate must reach on the calibration windows (parity's latent defaults).
 
     Prediction flips and the F1 drop rank the passing candidates; they gate only when
     ``max_f1_drop`` is set (one flip among a few dozen calibration windows is several points).
     """
 
-    min_cosine: float = 0.99
-    min_sqnr_db: float = 15.0
     max_f1_drop: float | None = None
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.min_cosine <= 1.0 or (self.max_f1_drop or 0.0) < 0:
-            raise UsageError("--min-cosine must lie in [-1, 1] and a F1 drop must be >= 0.")
+        super().__post_init__()
+        check_f1_drop(self.max_f1_drop)
 
 
 @dataclass

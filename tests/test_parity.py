@@ -26,7 +26,8 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]
 def test_parity_metrics(tiny_bundle: Path) -> None:
     from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
 
-    r = run_parity(tiny_bundle, thresholds=ParityThresholds(0.9, 1.0, 0.0))
+    r = run_parity(tiny_bundle, thresholds=ParityThresholds(min_cosine=0.9, max_f1_drop=1.0,
+                                                               min_sqnr_db=0.0))
     assert r.passed and r.reference == "pytorch" and r.n_windows == 40
     assert [s["present"] for s in r.subsets] == [["acc", "gyro"], ["acc"], ["gyro"]]
     for enc in r.encoders.values():

@@ -46,7 +46,8 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
     t0 = time.perf_counter()
     with progress("export", None, enabled=not as_json) as advance:
         m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,
-                          progress=advance, targets=Targets(min_cosine, min_sqnr_db))
+                          progress=advance,
+                          targets=Targets(min_cosine=min_cosine, min_sqnr_db=min_sqnr_db))
     obj = json.loads((Path(out) / "manifest.json").read_text())
     if as_json:
         echo_json(obj)
@@ -96,7 +97,8 @@ def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: fl
     if report_dir:
         prepare_output(report_dir, kind="report", inputs=(bundle, data), flag="--report")
     result = run_parity(bundle, data=data,
-                        thresholds=ParityThresholds(min_cosine, max_f1_drop, min_sqnr_db))
+                        thresholds=ParityThresholds(min_cosine=min_cosine, max_f1_drop=max_f1_drop,
+                                                   min_sqnr_db=min_sqnr_db))
     if report_dir:
         from crossl_edge.export.report import write_report
 

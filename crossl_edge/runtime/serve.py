@@ -26,6 +26,7 @@ from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.runtime.transports import CaptureWriter, ReplaySource, Source, open_source
 from crossl_edge.wire.beacon import Beacon, encode_beacon
 from crossl_edge.wire.frame import fingerprint32
+from crossl_edge.wire.secure import PHONE_SENDER_BIT, NetworkKey, Opener, Sealer, SealError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ServeStats:
     reasons: dict[str, int] = field(default_factory=dict)
     lost_writes: dict[str, int] = field(default_factory=dict)  # predictions/frames not written
     beacons: dict[str, int] = field(default_factory=dict)   # epoch, sent, deliveries
+    security: dict[str, Any] = field(default_factory=dict)  # with a key: opened, rejected
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,12 +106,15 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
           on_prediction: Callable[[Prediction], None] | None = None,
           poll_interval_s: float | None = None,
           ready: threading.Event | None = None,
-          beacon_interval_s: float | None = 1.0, epoch: int | None = None) -> ServeStats:
+          beacon_interval_s: float | None = 1.0, epoch: int | None = None,
+          key: NetworkKey | None = None) -> ServeStats:
     """Run the phone aggregator on ``source`` until stopped; write one JSON line per window.
 
     Stops on ``stop_event``, after ``max_frames`` frames or ``duration_s`` seconds, or at the end
     of a replay (whose remaining windows then expire on the recorded clock). ``ready`` is set once
-    the model is loaded and the source is open.
+    the model is loaded and the source is open. With ``key`` only sealed messages of that
+    network are taken (each rejection counted by reason), beacons are sealed and go only to
+    peers that sent a message that verified.
     """
     manifest = open_bundle(bundle)
     src = open_source(source) if isinstance(source, str) else source
@@ -117,15 +122,16 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
     stream, owns_out = _open_out(out)
     cap = CaptureWriter(capture) if capture else None
     try:
+        opener = _opener(key, src)
         agg = PhoneAggregator(manifest, deadline_s=deadline_s, max_open_windows=max_open_windows,
                               backend=backend, clock=src.clock)
         beacons = None if src.exhausted or isinstance(src, ReplaySource) or \
-            not beacon_interval_s else BeaconClock(manifest, src, beacon_interval_s, epoch)
+            not beacon_interval_s else BeaconClock(manifest, src, beacon_interval_s, epoch, key=key)
         poll = poll_interval_s or min(0.05, deadline_s / 10,
                                       (beacon_interval_s or 1.0) / 4)
         return _loop(agg, src, stream, cap, max_frames=max_frames, duration_s=duration_s,
                      stop_event=stop_event, on_prediction=on_prediction, ready=ready,
-                     poll=poll, beacons=beacons)
+                     poll=poll, beacons=beacons, opener=opener)
     finally:
         if cap:
             with contextlib.suppress(OSError):
@@ -135,6 +141,19 @@ def serve(bundle: str | Path | Manifest, *, source: Source | str, deadline_s: fl
                 stream.close()
         if owns_src:
             src.close()
+
+
+def _opener(key: NetworkKey | None, src: Source) -> Opener | None:
+    if key is None:
+        return None
+    from crossl_edge.errors import UsageError
+    try:
+        opener = Opener(key)
+    except SealError as e:      # `cryptography` is not installed
+        raise UsageError(f"{e}.") from e
+    src.gated = True
+    log.info("accepting sealed messages of network 0x%08x only", key.network_id)
+    return opener
 
 
 def _open_out(out: TextIO | str | Path | None) -> tuple[TextIO | None, bool]:
@@ -156,7 +175,7 @@ class BeaconClock:
     of the first beacon, so window k starts at origin + k * window duration."""
 
     def __init__(self, manifest: Manifest, src: Source, interval_s: float,
-                 epoch: int | None = None) -> None:
+                 epoch: int | None = None, *, key: NetworkKey | None = None) -> None:
         if not interval_s > 0:
             from crossl_edge.errors import UsageError
             raise UsageError(f"--beacon must be a positive number of seconds, got {interval_s}.")
@@ -166,6 +185,10 @@ class BeaconClock:
         self.origin_us: int | None = None
         self.sent = self.delivered = 0
         self._next = 0.0
+        # sealed beacons: a random phone session (sender bit 31 set) and boot name this run
+        self.sealer = None if key is None else Sealer(
+            key, sender=PHONE_SENDER_BIT | int.from_bytes(os.urandom(4), "little") >> 1,
+            boot=int.from_bytes(os.urandom(4), "little"))
 
     def tick(self) -> None:
         now = self.src.clock()
@@ -176,7 +199,8 @@ class BeaconClock:
             self.origin_us = phone_us
         b = Beacon(epoch=self.epoch, phone_time_us=phone_us, origin_us=self.origin_us,
                    fingerprint=self.fingerprint, beacon_seq=self.sent & 0xFFFF)
-        self.delivered += self.src.send(encode_beacon(b))
+        msg = encode_beacon(b)
+        self.delivered += self.src.send(msg if self.sealer is None else self.sealer.seal(msg))
         self.sent += 1
         self._next = now + self.interval_s
 
@@ -187,7 +211,8 @@ class BeaconClock:
 def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: CaptureWriter | None, *,
           max_frames: int | None, duration_s: float | None, stop_event: threading.Event | None,
           on_prediction: Callable[[Prediction], None] | None, ready: threading.Event | None,
-          poll: float, beacons: BeaconClock | None = None) -> ServeStats:
+          poll: float, beacons: BeaconClock | None = None,
+          opener: Opener | None = None) -> ServeStats:
     lat = Reservoir()
     write = _Writes()
     frames = 0
@@ -225,8 +250,14 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
         for a in src.read(poll):
             if cap is not None:
                 write("capture frames", cap.write, a.frame, a.time)
-            emit(agg.submit(a.frame, now=a.time))
             frames += 1
+            if opener is not None:      # verified before anything decodes it
+                opened = opener.open(a.frame)
+                if opened is None:
+                    continue
+                src.admit(a.peer, a.time)
+                a = a._replace(frame=opened.plain)
+            emit(agg.submit(a.frame, now=a.time))
             if max_frames is not None and frames >= max_frames:
                 break
         emit(agg.poll(src.clock()))
@@ -244,7 +275,8 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
                        latency_s=latency_summary(lat.values), counters=c.to_json(),
                        source=asdict(src.stats), stopped_by=stopped_by, backend=agg.backend,
                        reasons=reasons, lost_writes=write.lost,
-                       beacons=beacons.stats() if beacons else {})
+                       beacons=beacons.stats() if beacons else {},
+                       security=opener.counters.to_json() if opener else {})
     log.info("serve stopped (%s): %d frames, %d predictions, %d empty windows", stopped_by,
              frames, c.predictions, c.empty_windows)
     return stats

@@ -31,10 +31,11 @@ MAX_DATAGRAM = 65535
 
 
 class Arrival(NamedTuple):
-    """One frame's bytes and the receiver's clock (seconds) when it arrived."""
+    """One frame's bytes, the receiver's clock (seconds) when it arrived, and who sent it."""
 
     frame: bytes
     time: float
+    peer: Any = None        # UDP: the sender's (host, port); None where there is one peer
 
 
 @dataclass
@@ -53,6 +54,12 @@ class Source:
 
     def __init__(self) -> None:
         self.stats = SourceStats()
+        # With a network key: beacons go only to peers passed to admit() (they sent a sealed
+        # message that verified), not to whoever sent a datagram.
+        self.gated = False
+
+    def admit(self, peer: Any, t: float) -> None:
+        """``peer`` sent an authenticated message at ``t``: a beacon recipient from now on."""
 
     def clock(self) -> float:
         return time.monotonic()
@@ -112,13 +119,22 @@ class UdpReceiver(Source):
                 log.debug("udp recv: %s", e)
                 break
             t = time.monotonic()
-            self.peers[peer] = t
-            out.append(Arrival(data, t))
-        while len(self.peers) > self.max_peers:       # forget the longest silent
-            del self.peers[min(self.peers, key=self.peers.__getitem__)]
+            if not self.gated:
+                self.peers[peer] = t
+            out.append(Arrival(data, t, peer))
+        self._trim()
         self.stats.frames += len(out)
         self.stats.bytes += sum(len(a.frame) for a in out)
         return out
+
+    def _trim(self) -> None:
+        while len(self.peers) > self.max_peers:       # forget the longest silent
+            del self.peers[min(self.peers, key=self.peers.__getitem__)]
+
+    def admit(self, peer: Any, t: float) -> None:
+        if peer is not None:
+            self.peers[peer] = t
+            self._trim()
 
     def send(self, message: bytes) -> int:
         """One datagram to every node heard from (nodes listen on the port they send from)."""
@@ -162,6 +178,10 @@ class SerialReceiver(Source):
         self.port = port if port is not None else _open_serial(device, baud)
         self._owns = port is None
         self.decoder = CobsStreamDecoder(max_packet=max_packet)
+        self._admitted = False
+
+    def admit(self, peer: Any, t: float) -> None:
+        self._admitted = True
 
     def read(self, timeout_s: float) -> list[Arrival]:
         import serial
@@ -188,6 +208,8 @@ class SerialReceiver(Source):
     def send(self, message: bytes) -> int:
         """COBS(message) + 0x00 on the line (the node's UART receiver splits it the same way)."""
         import serial
+        if self.gated and not self._admitted:
+            return 0
         try:
             self.port.write(serial_packet(message))
         except (serial.SerialException, OSError) as e:

@@ -1,63 +1,24 @@
-"""The C99 half of the time base for crossl_frame.h: beacon codec, clock sync, grid windows.
+"""The C99 half of the time base for crossl_frame.h: clock sync and grid windows (overflow-free).
 
-Rendered from beacon.py and timebase.py (constants, field offsets); frame_c.py includes the text.
+Rendered from timebase.py (constants) with message_c.py's beacon and hello codecs; frame_c.py
+includes the text.
 """
 
 from __future__ import annotations
 
-from . import beacon as B
 from . import timebase as T
+from .message_c import render_messages
 
-_TEMPLATE = r"""/* ---- Time base (frame format v2): sync beacon, node -> phone clock, grid ----
- * Integer arithmetic only; crossl_edge/wire/timebase.py is the same algorithm in Python. */
-#define CROSSL_BEACON_MAGIC0 0x$MAGIC0u /* '$MAGICC0' */
-#define CROSSL_BEACON_MAGIC1 0x$MAGIC1u /* '$MAGICC1' */
-#define CROSSL_BEACON_VERSION $BVERSIONu
-#define CROSSL_BEACON_SIZE $BSIZEu /* header + CRC */
-$BOFFSETS
+_TEMPLATE = r"""/* ---- Time base (format v2): beacon, hello, node clock -> phone clock, grid ----
+ * Integer arithmetic only; crossl_edge/wire/timebase.py is the normative definition (exact
+ * integers, division truncating toward zero, clock values modulo 2^64, stated saturation).
+ * Every product below is split (a = q * d + r) so that no int64_t intermediate can overflow
+ * for any input: any gap, any u64 clock, any u32 rate. Invariant: |rate_ppb| <=
+ * CROSSL_SYNC_MAX_RATE_PPB (crossl_sync_on_beacon keeps it; never write rate_ppb yourself). */
+$MESSAGES
 $CONSTANTS
 #define CROSSL_SYNC_ADJUSTED $ADJUSTED
 #define CROSSL_SYNC_RESYNC $RESYNC
-
-/* A decoded sync beacon (the phone sends it; FRAME_FORMAT.md, "Time base"). */
-typedef struct crossl_beacon {
-$BMEMBERS
-} crossl_beacon_t;
-
-/* Encode a beacon into out[0..cap): CROSSL_BEACON_SIZE or a negative status. */
-static inline int32_t crossl_beacon_encode(const crossl_beacon_t *b, uint8_t *out, size_t cap)
-{
-    if (b == NULL || out == NULL) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
-    if ((b->flags & 0xF0u) != 0u) return CROSSL_FRAME_ERR_BAD_FLAGS;
-    if (cap < CROSSL_BEACON_SIZE) return CROSSL_FRAME_ERR_BUFFER_TOO_SMALL;
-    out[0] = CROSSL_BEACON_MAGIC0;
-    out[1] = CROSSL_BEACON_MAGIC1;
-    out[CROSSL_BEACON_OFF_VERSION] = CROSSL_BEACON_VERSION;
-$BENCODE
-    crossl_frame_put_u32(out + CROSSL_BEACON_SIZE - 4u,
-                         crossl_frame_crc32_update(0u, out, CROSSL_BEACON_SIZE - 4u));
-    return (int32_t)CROSSL_BEACON_SIZE;
-}
-
-/* Decode exactly one beacon: checks size, magic, version, size again, CRC, flags (in order). */
-static inline crossl_frame_status_t crossl_beacon_decode(const uint8_t *buf, size_t len,
-                                                         crossl_beacon_t *b)
-{
-    if (buf == NULL || b == NULL) return CROSSL_FRAME_ERR_INVALID_ARGUMENT;
-    if (len < CROSSL_BEACON_SIZE) return CROSSL_FRAME_ERR_TRUNCATED;
-    if (buf[0] != CROSSL_BEACON_MAGIC0 || buf[1] != CROSSL_BEACON_MAGIC1) {
-        return CROSSL_FRAME_ERR_BAD_MAGIC;
-    }
-    if (buf[CROSSL_BEACON_OFF_VERSION] != CROSSL_BEACON_VERSION) {
-        return CROSSL_FRAME_ERR_UNKNOWN_VERSION;
-    }
-    if (len > CROSSL_BEACON_SIZE) return CROSSL_FRAME_ERR_LENGTH_MISMATCH;
-    if (crossl_frame_crc32_update(0u, buf, CROSSL_BEACON_SIZE - 4u) !=
-        crossl_frame_get_u32(buf + CROSSL_BEACON_SIZE - 4u)) return CROSSL_FRAME_ERR_BAD_CRC;
-    if ((buf[CROSSL_BEACON_OFF_FLAGS] & 0xF0u) != 0u) return CROSSL_FRAME_ERR_BAD_FLAGS;
-$BDECODE
-    return CROSSL_FRAME_OK;
-}
 
 /* A node's estimate of the phone clock; zero it (crossl_sync_init) at boot. */
 typedef struct crossl_sync {
@@ -76,17 +37,41 @@ typedef struct crossl_sync {
 
 static inline void crossl_sync_init(crossl_sync_t *s) { memset(s, 0, sizeof *s); }
 
-/* C99 integer division truncates toward zero: the Python reference does the same. */
-static inline uint64_t crossl_sync_to_phone(const crossl_sync_t *s, uint64_t local_us)
+/* (int64_t)x without implementation-defined conversion: the u64 difference of two clock
+ * readings as a signed distance (two's complement, as Python's _i64). */
+static inline int64_t crossl_sync_i64(uint64_t x)
+{ return x <= (uint64_t)INT64_MAX ? (int64_t)x : -(int64_t)(~x) - 1; }
+
+/* trunc(d * rate / 1e9) for |rate| <= 1e9 and any d: d = q * 1e9 + r, both terms of one sign. */
+static inline int64_t crossl_sync_mul_ppb(int64_t d, int32_t rate)
 {
-    int64_t dl = (int64_t)(local_us - s->anchor_local);
-    return s->anchor_phone + (uint64_t)dl + (uint64_t)(dl * (int64_t)s->rate_ppb / 1000000000);
+    int64_t q = d / 1000000000, r = d % 1000000000;
+    return q * (int64_t)rate + r * (int64_t)rate / 1000000000;
 }
 
+/* Phone time of local time local_us: anchor_phone + dl + trunc(dl * rate / 1e9), mod 2^64. */
+static inline uint64_t crossl_sync_to_phone(const crossl_sync_t *s, uint64_t local_us)
+{
+    int64_t dl = crossl_sync_i64(local_us - s->anchor_local);
+    return s->anchor_phone + (uint64_t)dl + (uint64_t)crossl_sync_mul_ppb(dl, s->rate_ppb);
+}
+
+/* Local time of phone time phone_us: anchor_local + trunc(dp * 1e9 / (1e9 + rate)), mod 2^64;
+ * dp = q * den + r, so r * 1e9 < 1.06e18 and q * 1e9 wraps like the exact value. */
 static inline uint64_t crossl_sync_to_local(const crossl_sync_t *s, uint64_t phone_us)
 {
-    int64_t dp = (int64_t)(phone_us - s->anchor_phone);
-    return s->anchor_local + (uint64_t)(dp * 1000000000 / (1000000000 + (int64_t)s->rate_ppb));
+    int64_t dp = crossl_sync_i64(phone_us - s->anchor_phone);
+    int64_t den = 1000000000 + (int64_t)s->rate_ppb;
+    int64_t q = dp / den, r = dp % den;
+    return s->anchor_local + (uint64_t)q * 1000000000u + (uint64_t)(r * 1000000000 / den);
+}
+
+/* The measured rate trunc((dp - dl) * 1e9 / dl) saturated at +-1e9, for dl in (0, 1e9]. */
+static inline int64_t crossl_sync_slope_ppb(int64_t dp, int64_t dl)
+{
+    if (dp >= 2 * dl) return 1000000000;  /* (dp - dl) / dl >= 1 */
+    if (dp <= 0) return -1000000000;      /* (dp - dl) / dl <= -1 */
+    return (dp - dl) * 1000000000 / dl;   /* |dp - dl| < dl <= 1e9: fits */
 }
 
 /* Take one beacon received at local_us (node clock). Returns CROSSL_SYNC_RESYNC when the
@@ -97,7 +82,8 @@ static inline uint64_t crossl_sync_to_local(const crossl_sync_t *s, uint64_t pho
 static inline int crossl_sync_on_beacon(crossl_sync_t *s, const crossl_beacon_t *b,
                                         uint64_t local_us)
 {
-    int64_t err = s->synced ? (int64_t)(b->phone_time_us - crossl_sync_to_phone(s, local_us)) : 0;
+    int64_t err = s->synced ? crossl_sync_i64(b->phone_time_us - crossl_sync_to_phone(s, local_us))
+                            : 0;
     int64_t dl;
     int usable;
     if (!s->synced || b->epoch != s->epoch || err > CROSSL_SYNC_STEP_US ||
@@ -118,11 +104,11 @@ static inline int crossl_sync_on_beacon(crossl_sync_t *s, const crossl_beacon_t 
     }
     s->block_n++;
     if (s->block_n < CROSSL_SYNC_BLOCK) return CROSSL_SYNC_ADJUSTED;
-    dl = (int64_t)(s->best_local - s->prev_local);
+    dl = crossl_sync_i64(s->best_local - s->prev_local);
     usable = dl > 0 && dl <= CROSSL_SYNC_MAX_BASELINE_US;
     if (s->have_prev && usable && dl >= CROSSL_SYNC_MIN_BASELINE_US) {
-        int64_t dp = (int64_t)(s->best_phone - s->prev_phone);
-        int64_t measured = (dp - dl) * 1000000000 / dl;
+        int64_t dp = crossl_sync_i64(s->best_phone - s->prev_phone);
+        int64_t measured = crossl_sync_slope_ppb(dp, dl);
         int64_t gain = s->rated ? CROSSL_SYNC_RATE_GAIN : 1;
         int64_t rate = s->rate_ppb + (measured - s->rate_ppb) / gain;
         if (rate > CROSSL_SYNC_MAX_RATE_PPB) rate = CROSSL_SYNC_MAX_RATE_PPB;
@@ -141,26 +127,42 @@ static inline int crossl_sync_on_beacon(crossl_sync_t *s, const crossl_beacon_t 
     return CROSSL_SYNC_ADJUSTED;
 }
 
-/* Grid sample nearest to local_us (sample n is due at origin + n / rate); -1 before the grid.
- * rate_mhz: the sample rate in millihertz. */
+/* Grid sample nearest to local_us: floor((d * rate_mhz + 5e8) / 1e9) for d = to_phone - origin
+ * (ties round up); -1 before the grid or for rate_mhz 0; saturates at INT64_MAX. Split
+ * d = q * 1e9 + r: r * rate_mhz < 4.3e18 fits, q * rate_mhz is checked before it is formed. */
 static inline int64_t crossl_sync_sample_index(const crossl_sync_t *s, uint64_t local_us,
                                                uint32_t rate_mhz)
 {
-    int64_t d = (int64_t)(crossl_sync_to_phone(s, local_us) - s->origin_us);
-    int64_t num = d * (int64_t)rate_mhz + 500000000;
-    return num < 0 ? -1 : num / 1000000000;
+    int64_t d = crossl_sync_i64(crossl_sync_to_phone(s, local_us) - s->origin_us);
+    uint64_t q, lo;
+    if (rate_mhz == 0u) return -1;
+    if (d < 0) { /* d * rate + 5e8 >= 0 (sample 0) iff |d| <= 5e8 / rate */
+        uint64_t mag = (uint64_t)(-(d + 1)) + 1u;
+        return mag <= 500000000u / rate_mhz ? 0 : -1;
+    }
+    q = (uint64_t)d / 1000000000u;
+    lo = ((uint64_t)d % 1000000000u * rate_mhz + 500000000u) / 1000000000u;
+    if (q > ((uint64_t)INT64_MAX - lo) / rate_mhz) return INT64_MAX;
+    return (int64_t)(q * rate_mhz + lo);
 }
 
-/* Local time at which to take grid sample n (program the sampling timer with it). */
+/* Local time at which to take grid sample n (program the sampling timer with it): the phone
+ * time origin + trunc(n * 1e6 / (rate_mhz / 1e3)) mapped by crossl_sync_to_local; 0 for rate 0.
+ * n = q * rate + r: |r| * 1e9 < 4.3e18 fits, q * 1e9 wraps like the exact value. */
 static inline uint64_t crossl_sync_sample_due(const crossl_sync_t *s, int64_t n,
                                               uint32_t rate_mhz)
 {
-    uint64_t phone = s->origin_us + (uint64_t)(n * 1000000000 / (int64_t)rate_mhz);
-    return crossl_sync_to_local(s, phone);
+    int64_t q, r;
+    if (rate_mhz == 0u) return 0u;
+    q = n / (int64_t)rate_mhz;
+    r = n % (int64_t)rate_mhz;
+    return crossl_sync_to_local(s, s->origin_us + (uint64_t)q * 1000000000u +
+                                       (uint64_t)(r * 1000000000 / (int64_t)rate_mhz));
 }
 
 /* Which grid window a run of consecutive samples completes (window k: samples
- * [k * hop, k * hop + window)); a gap or a step back restarts the run. */
+ * [k * hop, k * hop + window)); a gap or a step back restarts the run. A negative n, or a
+ * window or hop of 0, is no grid sample: the run restarts and -1 is returned. */
 typedef struct crossl_grid {
     uint8_t have;
     uint32_t run;
@@ -172,56 +174,34 @@ static inline int64_t crossl_grid_push(crossl_grid_t *g, int64_t n, uint32_t win
                                        uint32_t hop)
 {
     int64_t first;
+    if (n < 0 || window == 0u || hop == 0u) {
+        g->have = 0u;
+        g->run = 0u;
+        return -1;
+    }
     if (g->have && n == g->last) return -1;
-    if (g->have && n == g->last + 1) {
+    if (g->have && n - 1 == g->last) {
         if (g->run < window) g->run++;
     } else {
         g->run = 1u;
     }
     g->have = 1u;
     g->last = n;
-    first = n + 1 - (int64_t)window;
+    first = n - (int64_t)(window - 1u);
     if (g->run >= window && first >= 0 && first % (int64_t)hop == 0) return first / (int64_t)hop;
     return -1;
 }
 """
 
-_CTYPE = {"B": ("uint8_t", 8), "H": ("uint16_t", 16), "I": ("uint32_t", 32),
-          "Q": ("uint64_t", 64)}
-
-
-def _beacon_fields(*, encode: bool) -> str:
-    lines = []
-    for f in B.BEACON_FIELDS:
-        if f.const is not None:
-            continue
-        off, bits = f"CROSSL_BEACON_OFF_{f.name.upper()}", _CTYPE[f.fmt][1]
-        if encode:
-            lines.append(f"    out[{off}] = b->{f.name};" if bits == 8 else
-                         f"    crossl_frame_put_u{bits}(out + {off}, b->{f.name});")
-        else:
-            lines.append(f"    b->{f.name} = buf[{off}];" if bits == 8 else
-                         f"    b->{f.name} = crossl_frame_get_u{bits}(buf + {off});")
-    return "\n".join(lines)
-
-
 def render_sync() -> str:
     """The time-base section of crossl_frame.h."""
     subs = {
-        "MAGIC0": f"{B.BEACON_MAGIC[0]:02X}", "MAGIC1": f"{B.BEACON_MAGIC[1]:02X}",
-        "MAGICC0": chr(B.BEACON_MAGIC[0]), "MAGICC1": chr(B.BEACON_MAGIC[1]),
-        "BVERSION": str(B.BEACON_VERSION), "BSIZE": str(B.BEACON_SIZE),
-        "BOFFSETS": "\n".join(f"#define CROSSL_BEACON_OFF_{f.name.upper()} "
-                              f"{B.BEACON_OFFSETS[f.name]}u" for f in B.BEACON_FIELDS),
+        "MESSAGES": render_messages(),
         "CONSTANTS": "\n".join(f"#define CROSSL_{k} {v}" for k, v in
                                T.TIMEBASE_CONSTANTS.items()),
         "ADJUSTED": str(T.SYNC_ADJUSTED), "RESYNC": str(T.SYNC_RESYNC),
-        "BMEMBERS": "\n".join(f"    {_CTYPE[f.fmt][0]} {f.name}; /* {f.doc} */"
-                              for f in B.BEACON_FIELDS if f.const is None),
-        "BENCODE": _beacon_fields(encode=True), "BDECODE": _beacon_fields(encode=False),
     }
     text = _TEMPLATE
-    for key in sorted(subs, key=len, reverse=True):   # $BSIZE before $B..., longest first
+    for key in sorted(subs, key=len, reverse=True):
         text = text.replace(f"${key}", subs[key])
-    assert "$" not in text, "unsubstituted placeholder"
     return text

@@ -1,7 +1,8 @@
 """The network's time base: node clock -> phone clock from beacons, and the phone's sample grid.
 
-Integer arithmetic only (C99 division truncates toward zero, and so does ``_tdiv``), so the C twin
-in crossl_frame.h (``crossl_sync_*``, ``crossl_grid_*``) gives the same numbers bit for bit.
+The normative integer definition (FRAME_FORMAT.md quotes this source): exact integers, division
+truncating toward zero (``_tdiv``, as C99), clock values reduced modulo 2^64, the stated clamps;
+the C twin in crossl_frame.h computes the same numbers bit for bit without 128-bit arithmetic.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ TIMEBASE_CONSTANTS: Final[dict[str, int]] = {
     "SYNC_MAX_RATE_PPB": SYNC_MAX_RATE_PPB, "SYNC_MIN_BASELINE_US": SYNC_MIN_BASELINE_US,
     "SYNC_REF_SPAN_US": SYNC_REF_SPAN_US, "SYNC_MAX_BASELINE_US": SYNC_MAX_BASELINE_US}
 _U64 = (1 << 64) - 1
+I64_MAX: Final[int] = (1 << 63) - 1
 
 
 def _tdiv(a: int, b: int) -> int:
@@ -59,13 +61,15 @@ class SyncState:
 
 
 def to_phone(s: SyncState, local_us: int) -> int:
-    """Phone time (us) of the node's local time ``local_us`` under the current estimate."""
+    """Phone time (us) of the node's local time ``local_us`` under the current estimate (any
+    distance from the anchor: the exact value modulo 2^64)."""
     dl = _i64(local_us - s.anchor_local)
     return (s.anchor_phone + dl + _tdiv(dl * s.rate_ppb, PPB)) & _U64
 
 
 def to_local(s: SyncState, phone_us: int) -> int:
-    """Inverse of ``to_phone`` (to within 1 us): when the local clock reads phone time."""
+    """Inverse of ``to_phone`` (to within 1 us): when the local clock reads phone time (exact
+    quotient truncated toward zero, modulo 2^64)."""
     dp = _i64(phone_us - s.anchor_phone)
     return (s.anchor_local + _tdiv(dp * PPB, PPB + s.rate_ppb)) & _U64
 
@@ -95,7 +99,7 @@ def on_beacon(s: SyncState, *, epoch: int, phone_us: int, origin_us: int,
     usable = 0 < dl <= SYNC_MAX_BASELINE_US
     if s.have_prev and usable and dl >= SYNC_MIN_BASELINE_US:
         dp = _i64(s.best_phone - s.prev_phone)
-        measured = _tdiv((dp - dl) * PPB, dl)
+        measured = max(-PPB, min(PPB, _tdiv((dp - dl) * PPB, dl)))   # saturated at +-100 %
         gain = SYNC_RATE_GAIN if s.rated else 1
         rate = s.rate_ppb + _tdiv(measured - s.rate_ppb, gain)
         s.rate_ppb = max(-SYNC_MAX_RATE_PPB, min(SYNC_MAX_RATE_PPB, rate))
@@ -109,19 +113,25 @@ def on_beacon(s: SyncState, *, epoch: int, phone_us: int, origin_us: int,
 
 def sample_index(s: SyncState, local_us: int, rate_mhz: int) -> int:
     """Grid sample nearest to ``local_us`` (sample n is due at origin + n / rate); -1 before
-    the grid. ``rate_mhz``: the modality's sample rate in millihertz."""
+    the grid or with ``rate_mhz`` 0 (the modality's sample rate in millihertz, a u32);
+    saturates at 2^63 - 1. Ties round up: (d * rate_mhz + PPB / 2) floor-divided by PPB."""
+    if rate_mhz <= 0:
+        return -1
     d = _i64(to_phone(s, local_us) - s.origin_us)
     num = d * rate_mhz + PPB // 2
-    return -1 if num < 0 else num // PPB
+    return -1 if num < 0 else min(num // PPB, I64_MAX)
 
 
 def sample_due_phone(origin_us: int, n: int, rate_mhz: int) -> int:
-    """Phone time (us) at which grid sample ``n`` is due."""
+    """Phone time (us) at which grid sample ``n`` (an int64) is due; ``rate_mhz`` >= 1."""
     return (origin_us + _tdiv(n * PPB, rate_mhz)) & _U64
 
 
 def sample_due_local(s: SyncState, n: int, rate_mhz: int) -> int:
-    """Local time at which the node should take grid sample ``n`` (disciplined sampling)."""
+    """Local time at which the node should take grid sample ``n`` (disciplined sampling); 0
+    when ``rate_mhz`` is 0 (no grid)."""
+    if rate_mhz <= 0:
+        return 0
     return to_local(s, sample_due_phone(s.origin_us, n, rate_mhz))
 
 
@@ -130,7 +140,8 @@ class GridWindower:
     """Which grid window a run of consecutive samples completes (mirror of crossl_grid_t).
 
     Window k holds grid samples [k * hop, k * hop + window). A gap or a step back in the sample
-    index (lost samples, a re-sync) restarts the run: a window is only ever complete."""
+    index (lost samples, a re-sync) restarts the run: a window is only ever complete. A negative
+    index, or a window or hop of 0, is no grid sample: the run restarts and nothing completes."""
 
     window: int
     hop: int
@@ -140,6 +151,9 @@ class GridWindower:
 
     def push(self, n: int) -> int:
         """Sample ``n`` was stored in slot n % window; the window it completes, or -1."""
+        if n < 0 or self.window <= 0 or self.hop <= 0:
+            self.reset()
+            return -1
         if self.have and n == self.last:
             return -1                      # the same slot again (timer jitter): overwritten
         self.run = min(self.run + 1, self.window) if self.have and n == self.last + 1 else 1

@@ -22,7 +22,9 @@ VERBS = {
     "bench": "crossl_edge.cli.bench_cmd:bench_cmd",
     "serve": "crossl_edge.cli.runtime_cmd:serve_cmd",
     "simulate": "crossl_edge.cli.runtime_cmd:simulate_cmd",
+    "plan": "crossl_edge.cli.plan_cmd:plan_cmd",
     "demo": "crossl_edge.cli.demo_cmd:demo_cmd",
+    "keys": "crossl_edge.cli.keys_cmd:keys_cmd",
 }
 
 

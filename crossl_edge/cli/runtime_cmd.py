@@ -63,6 +63,9 @@ from crossl_edge.tables import ms as _ms
               help="Seconds between sync beacons to the nodes (time base, frame v2); 0: none.")
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option("--key-file", type=click.Path(dir_okay=False), default=None,
+              help="Network key (crossl-edge keys new): accept only frames sealed with it, seal "
+                   "the beacons, and send them only to nodes whose frames verified.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the shutdown summary as JSON on stderr."
 )
@@ -82,6 +85,7 @@ def serve_cmd(
     max_frames: int | None,
     as_json: bool,
     beacon: float = 1.0,
+    key_file: str | None = None,
 ) -> None:
     """Fuse latent frames from sensor nodes and print one JSON prediction per window.
 
@@ -89,6 +93,7 @@ def serve_cmd(
     Example:
       crossl-edge serve bundle/ --listen udp://0.0.0.0:9000 --deadline 0.3
       crossl-edge serve bundle/ --serial /dev/ttyUSB0 --baud 921600 --out preds.jsonl
+      crossl-edge serve bundle/ --listen udp://0.0.0.0:9000 --key-file net.key
     Stop with Ctrl-C; counters and latency percentiles are printed on stderr.
     """
     from crossl_edge.cli.common import check_deadline
@@ -101,6 +106,8 @@ def serve_cmd(
             "pass exactly one of --listen udp://HOST:PORT, --serial DEVICE or --replay FILE."
         )
     check_deadline(deadline)
+    from crossl_edge.runtime.keys import read_key_file
+    key = read_key_file(key_file) if key_file else None
     for flag, path in (("--out", out), ("--capture", capture)):
         if path:
             prepare_file(path, inputs=(bundle, replay), flag=flag)
@@ -125,6 +132,7 @@ def serve_cmd(
             max_frames=max_frames,
             stop_event=stop,
             beacon_interval_s=beacon or None,
+            key=key,
         )
     finally:
         for s, h in previous.items():
@@ -151,6 +159,11 @@ def serve_cmd(
         f"  latency ms: p50 {_ms(lat['p50'])}  p90 {_ms(lat['p90'])}  p99 {_ms(lat['p99'])}",
         err=True,
     )
+    if stats.security:
+        sec = stats.security
+        why = ", ".join(f"{k} {v}" for k, v in sec["rejected"].items()) or "none"
+        click.echo(f"  sealed: {sec['opened']} verified, {sec['rejected_total']} rejected "
+                   f"({why})", err=True)
     if stats.lost_writes:
         lost = ", ".join(f"{v} {k}" for k, v in sorted(stats.lost_writes.items()))
         click.echo(f"  not written (disk full or failing): {lost}", err=True)

@@ -34,8 +34,8 @@ def one(encoder: str, seed: int, root: Path) -> dict:
     for e in manifest.modalities:
         p = par["encoders"][e.name]
         enc[e.name] = {
-            "params": e.stats["params"], "macs": e.stats["macs"],
-            "size_bytes": e.stats["size_bytes"], "ops": e.stats["tflite_int8_ops"],
+            "params": e.stats.params, "macs": e.stats.macs,
+            "size_bytes": e.stats.size_bytes, "ops": e.stats.tflite_int8_ops,
             "tflm_arena_bytes": p["tflm"]["arena_bytes"],
             "tflm_max_lsb_vs_litert": p["tflm"]["max_lsb_vs_litert_builtin"],
             "tflite_int8": p["int8"]["tflite_int8"], "onnx_int8": p["int8"]["onnx_int8"]}

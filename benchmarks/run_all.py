@@ -54,10 +54,11 @@ def export_time(work: Path, out: Path, *, encoders: list[str], quick: bool) -> d
         m = load_manifest(work / f"bundle-{enc}")
         rows.append({"encoder": enc, "train_s": t_train, "export_s": t_export,
                      "bundle": str(work / f"bundle-{enc}"),
-                     "modalities": {e.name: {"macs": e.stats.get("macs"),
-                                             "size_bytes": e.stats.get("size_bytes"),
-                                             "tflm_arena_bytes": e.stats.get("tflm", {})
-                                             .get("arena_min_bytes")} for e in m.modalities}})
+                     "modalities": {e.name: {"macs": e.stats.macs,
+                                             "size_bytes": e.stats.size_bytes,
+                                             "tflm_arena_bytes": e.stats.tflm.arena_min_bytes
+                                             if e.stats.tflm else None}
+                                    for e in m.modalities}})
         log.warning("%s: trained in %.1f s, exported in %.1f s", enc, t_train, t_export)
     res = {"what": "train a short run, then export_bundle: ONNX/ONNX int8/TFLite/TFLite int8 "
                    "per modality + phone model, each checked against PyTorch",

@@ -75,7 +75,7 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
     manifest = export_bundle(run, bundle)
     stages["export"] = {"bundle": str(bundle), "seconds": round(time.perf_counter() - t0, 1),
                         "fingerprint": f"{manifest.fingerprint:08x}",
-                        "int8_tflite_bytes": {e.name: e.stats["size_bytes"]["tflite_int8"]
+                        "int8_tflite_bytes": {e.name: e.stats.size_bytes["tflite_int8"]
                                               for e in manifest.modalities}}
     say(f"bundle: {bundle} (fingerprint {manifest.fingerprint:08x})")
     say("[3/5] float vs int8 parity (LiteRT, ONNX Runtime, TFLite Micro) ...")

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from crossl_edge.bundle_records import EncoderStats, Provenance
+from crossl_edge.devices import DeviceEntry, DeviceMapError, default_devices, devices_from_json
 from crossl_edge.errors import CheckFailed, UsageError
 
 BUNDLE_FORMAT = "crossl-edge-bundle"
@@ -59,7 +61,7 @@ class ModalityEntry:
     input_quant: QParams
     latent_quant: QParams
     onnx_layout: str = "NCW"
-    stats: dict[str, Any] = field(default_factory=dict)  # params, MACs, sizes, arena...
+    stats: EncoderStats = field(default_factory=EncoderStats)  # params, MACs, sizes, arena...
     quant_extra: dict[str, Any] = field(default_factory=dict)  # other keys of "quantization"
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
@@ -106,11 +108,19 @@ class Manifest:
     fingerprint: int
     modalities: list[ModalityEntry]
     aggregator: AggregatorEntry
-    extra: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)  # source, samples, calibration
+
+    devices: list[DeviceEntry] = field(default_factory=list)  # empty: one per modality
 
     @property
     def names(self) -> list[str]:
         return [m.name for m in self.modalities]
+
+    @property
+    def device_map(self) -> list[DeviceEntry]:
+        """The devices and the modalities each carries (one device per modality when the
+        manifest has no ``devices`` key)."""
+        return list(self.devices) or default_devices(self.names)
 
     def modality(self, key: str | int) -> ModalityEntry:
         for m in self.modalities:
@@ -149,6 +159,7 @@ def to_json(m: Manifest) -> dict[str, Any]:
     mods = []
     for e in m.modalities:
         d = asdict(e)
+        d["stats"] = e.stats.to_json()
         extra_q = d.pop("quant_extra")
         d["quantization"] = {**extra_q, "input": d.pop("input_quant"),
                              "latent": d.pop("latent_quant")}
@@ -163,7 +174,8 @@ def to_json(m: Manifest) -> dict[str, Any]:
         "fingerprint_hex": f"{m.fingerprint:08x}",
         "modalities": mods,
         "aggregator": asdict(m.aggregator),
-        **m.extra,
+        **({"devices": [d.to_json() for d in m.devices]} if m.devices else {}),
+        **m.provenance.to_json(),
     }
 
 
@@ -181,7 +193,7 @@ def from_json(obj: Any, root: Path) -> Manifest:
             f"bundle format {obj.get('format_version')} is not supported (this toolkit "
             f"reads {BUNDLE_FORMAT_VERSION}); re-export it with this version."
         )
-    return _parse(obj, root)
+    return _with_devices(_parse(obj, root), obj)
 
 
 def load_manifest(bundle: str | Path, *, verify: bool = True) -> Manifest:
@@ -213,9 +225,9 @@ def verify_hashes(m: Manifest) -> None:
     entries = [(e.artifacts, e.sha256) for e in m.modalities] + [
         (m.aggregator.artifacts, m.aggregator.sha256)
     ]
-    samples = m.extra.get("samples")
-    if isinstance(samples, dict) and "sha256" in samples:
-        entries.append(({"samples": samples["path"]}, {"samples": samples["sha256"]}))
+    samples = m.provenance.samples
+    if samples is not None and samples.sha256 is not None and samples.path is not None:
+        entries.append(({"samples": samples.path}, {"samples": samples.sha256}))
     for artifacts, hashes in entries:
         for kind, rel in artifacts.items():
             p = m.path(rel)
@@ -320,12 +332,25 @@ def _modality(d: Any, where: str) -> ModalityEntry:
         latent_quant=_qparams(_get(q, "latent", f"{where}.quantization"),
                               f"{where}.quantization.latent"),
         onnx_layout=d.get("onnx_layout", "NCW"),
-        stats=stats if isinstance(stats, dict) else {},
+        stats=EncoderStats.from_json(stats),
         quant_extra={k: v for k, v in q.items() if k not in ("input", "latent")})
 
 
 KNOWN_KEYS = {"format", "format_version", "toolkit_version", "classes", "latent_dim",
-              "fingerprint", "fingerprint_hex", "modalities", "aggregator"}
+              "fingerprint", "fingerprint_hex", "modalities", "aggregator", "devices"}
+
+
+def _with_devices(m: Manifest, obj: dict[str, Any]) -> Manifest:
+    """``m`` with the manifest's ``devices`` key parsed and checked (absent: none, which
+    ``device_map`` reads as one device per modality)."""
+    if "devices" not in obj:
+        return m
+    try:
+        devices = devices_from_json(obj["devices"], m.names)
+    except DeviceMapError as e:
+        raise UsageError(f"{m.root / MANIFEST} is malformed: devices: {e}; re-export the "
+                         "bundle.") from e
+    return dataclasses.replace(m, devices=devices)
 
 
 def _parse(obj: dict[str, Any], root: Path) -> Manifest:
@@ -356,6 +381,7 @@ def _parse(obj: dict[str, Any], root: Path) -> Manifest:
         return Manifest(root, BUNDLE_FORMAT_VERSION, str(obj.get("toolkit_version", "")),
                         _strs(_get(obj, "classes", "the manifest"), "classes"),
                         _int(_get(obj, "latent_dim", "the manifest"), "latent_dim", 1), fp,
-                        mods, agg, {k: v for k, v in obj.items() if k not in KNOWN_KEYS})
+                        mods, agg,
+                        Provenance.from_json({k: v for k, v in obj.items() if k not in KNOWN_KEYS}))
     except _Bad as e:
         raise UsageError(f"{root / MANIFEST} is malformed: {e}; re-export the bundle.") from e

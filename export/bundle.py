@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,14 @@ import numpy as np
 
 from crossl_edge import __version__
 from crossl_edge.atomic import write_bytes, write_json
+from crossl_edge.bundle_records import EncoderStats, Provenance
+from crossl_edge.devices import (
+    DeviceEntry,
+    DeviceMapError,
+    check_devices,
+    default_devices,
+    parse_devices,
+)
 from crossl_edge.errors import CheckFailed, DataError, UsageError
 from crossl_edge.export.schemes import Judge, Targets, record
 from crossl_edge.manifest import (
@@ -259,22 +267,38 @@ def failure_report_path(out: str | Path) -> Path:
 
 def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None = None,
                   data: str | None = None, progress: Progress | None = None,
-                  targets: Targets = Targets()) -> Manifest:
+                  targets: Targets = Targets(),
+                  devices: str | Sequence[DeviceEntry] | None = None) -> Manifest:
     """Export run ``run_dir`` to bundle ``out`` (replaced atomically; nothing left on failure but
-    ``failure_report_path(out)`` when no quantization scheme meets ``targets``)."""
+    ``failure_report_path(out)`` when no quantization scheme meets ``targets``). ``devices``: the
+    device map (a `--devices` text, a JSON file, or entries; default one device per modality)."""
     from crossl_edge.export.search import SearchFailed
 
     try:
         return _export_bundle(run_dir, out, calibration_windows=calibration_windows, data=data,
-                              progress=progress, targets=targets)
+                              progress=progress, targets=targets, devices=devices)
     except SearchFailed as e:
         path = failure_report_path(out)
         write_json(path, {"run": str(run_dir), "error": str(e), **e.report})
         raise CheckFailed(f"{e}; nothing was exported, see {path}.") from e
 
 
+def _device_map(devices: str | Sequence[DeviceEntry] | None,
+                names: list[str]) -> list[DeviceEntry]:
+    """The bundle's device map, checked against the run's modalities before any export work."""
+    if devices is None:
+        return default_devices(names)
+    if isinstance(devices, str):
+        return parse_devices(devices, names)
+    try:
+        return check_devices(list(devices), names)
+    except DeviceMapError as e:
+        raise UsageError(f"the device map is wrong: {e}.") from e
+
+
 def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None,
-                   data: str | None, progress: Progress | None, targets: Targets) -> Manifest:
+                   data: str | None, progress: Progress | None, targets: Targets,
+                   devices: str | Sequence[DeviceEntry] | None = None) -> Manifest:
     from crossl_edge.export.tflite_export import check_calibration, import_tf
     from crossl_edge.rundir import load_run_dataset
     from crossl_edge.trained import load_model
@@ -282,6 +306,7 @@ def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows:
     advance = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()
     info, model = load_model(run_dir)
+    device_map = _device_map(devices, [s.name for s in info.modalities])
     ds = load_run_dataset(info, data=data)
     train = info.normalizer.transform(ds.train)
     idx = calibration_indices(len(train), calibration_windows)
@@ -305,7 +330,8 @@ def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows:
                                "std": norm.std[spec.name].tolist()},
                 layout="NWC", artifacts=arts,
                 sha256={k: file_sha256(tmp / v) for k, v in arts.items()},
-                input_quant=qin, latent_quant=qlat, onnx_layout="NCW", stats=stats,
+                input_quant=qin, latent_quant=qlat, onnx_layout="NCW",
+                stats=EncoderStats.from_json(stats),
                 quant_extra={"scheme": scheme}))  # the search's record, per int8 format
         dim = int(model.cfg.latent_dim)
         phone_arts = export_phone(tmp, model=model, n_mod=len(entries), dim=dim)
@@ -328,7 +354,8 @@ def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows:
                              "the units of the recording, labels y (N,)"},
                  "phone_int8": "not exported: the phone model is tiny and runs in float"}
         manifest = seal(Manifest(tmp, BUNDLE_FORMAT_VERSION, __version__, list(info.classes),
-                                 dim, 0, entries, agg, extra))
+                                 dim, 0, entries, agg, Provenance.from_json(extra)))
+        manifest = seal(dataclasses.replace(manifest, devices=device_map))
         write_json(tmp / MANIFEST, to_json(manifest))
         _publish_modes(tmp)
     log.info("exported %s to %s in %.1f s", run_dir, out, time.perf_counter() - t0)

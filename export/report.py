@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from crossl_edge.atomic import write_json, write_text
-from crossl_edge.export.parity import PIPELINES, ParityResult
+from crossl_edge.bundle_records import Record
+from crossl_edge.errors import UsageError
+from crossl_edge.export.parity import ParityResult
 from crossl_edge.export.report_html import (
     PIPELINE_LABELS,
     STYLE,
@@ -31,11 +33,8 @@ from crossl_edge.export.report_html import (
 
 log = logging.getLogger(__name__)
 
-TOP_LAYERS = 8
-
-
-def localise_layers(bundle: str | Path, modality: str, *, data: str | None = None,
-                    top: int = TOP_LAYERS) -> list[dict[str, Any]]:
+def localise_layers(bundle: str | Path, modality: str, *,
+                    data: str | None = None) -> list[dict[str, Any]]:
     """Rank the int8 encoder's layers by quantization error (RMSE in units of the layer's scale).
 
     Rebuilds the Keras twin from the run and re-runs the converter under TensorFlow's
@@ -44,37 +43,39 @@ def localise_layers(bundle: str | Path, modality: str, *, data: str | None = Non
     """
     from crossl_edge.export.bundle import calibration_indices
     from crossl_edge.export.keras_twin import keras_encoder
-    from crossl_edge.export.tflite_export import calibration_set, int8_converter, layer_errors
+    from crossl_edge.export.tflite_export import rank_layers
     from crossl_edge.manifest import load_manifest
     from crossl_edge.rundir import load_run_dataset
     from crossl_edge.trained import load_model
 
     m = load_manifest(bundle, verify=False)
     e = m.modality(modality)
-    info, model = load_model(m.extra["source"]["run"])
+    src = m.provenance.source
+    if src is None or not src.run:
+        raise UsageError(f"{bundle} records no source run; re-export it with this version.")
+    info, model = load_model(src.run)
     train = info.normalizer.transform(load_run_dataset(info, data=data).train)
-    cal = m.extra.get("calibration", {})
+    cal = m.provenance.calibration.to_json() if m.provenance.calibration else {}
     idx = calibration_indices(len(train), cal.get("windows") if cal.get("windows") != len(train)
                               else None)
     options = ((e.quant_extra.get("scheme") or {}).get("tflite_int8") or {}).get("options") or {}
-    x = calibration_set(train.data[e.name][idx],
-                        percentile=float(options.get("input_percentile", 100.0)),
-                        headroom=float(options.get("headroom", 1.0)))
     twin = keras_encoder(model.encoders[e.name], window=e.window,
                          layernorm=options.get("layernorm", "decomposed"))
-    conv = int8_converter(twin, window=e.window, channels=len(e.channels), calibration=x,
-                          per_channel=bool(options.get("per_channel", True)))
-    return layer_errors(conv, x, top=top)
+    return rank_layers(twin, train.data[e.name][idx],
+                       percentile=float(options.get("input_percentile", 100.0)),
+                       headroom=float(options.get("headroom", 1.0)),
+                       per_channel=bool(options.get("per_channel", True)))
 
 
 @dataclass(frozen=True)
 class Check:
-    """One measured value held against one threshold of the parity run."""
+    """One measured value held against one threshold of the parity run (``passed`` None: measured
+    and shown, not gated: a pipeline beside the gated ones, or a test set too small for it)."""
 
     threshold: str      # what is required, e.g. "mean latent cosine >= 0.99"
     subject: str        # where it was measured, e.g. "acc, int8 TFLite (LiteRT)"
     measured: float
-    passed: bool
+    passed: bool | None
     fmt: str = "{:.4f}"
 
 
@@ -82,28 +83,36 @@ def checks(result: ParityResult) -> list[Check]:
     """Every threshold check parity made, in the order of the thresholds."""
     from crossl_edge.runtime.tflm import TFLM_MAX_LSB
 
-    t = result.thresholds
+    t, n = result.thresholds, result.n_windows
     out: list[Check] = []
     for name, enc in result.encoders.items():
-        for p in PIPELINES:
+        for p in result.pipelines:
             s = enc["int8"][p]
             subject = f"{name}, {PIPELINE_LABELS[p]}"
+            gated = p in result.gated
             out.append(Check(f"mean latent cosine ≥ {t.min_cosine:g}", subject,
-                             s["cosine_mean"], s["cosine_mean"] >= t.min_cosine, "{:.5f}"))
+                             s["cosine_mean"], s["cosine_mean"] >= t.min_cosine if gated
+                             else None, "{:.5f}"))
             out.append(Check(f"latent SQNR ≥ {t.min_sqnr_db:g} dB", subject, s["sqnr_db"],
-                             s["sqnr_db"] >= t.min_sqnr_db, "{:.1f} dB"))
+                             s["sqnr_db"] >= t.min_sqnr_db if gated else None, "{:.1f} dB"))
     for name, enc in result.encoders.items():
         micro = enc.get("tflm")
         if micro:
             v = micro["max_lsb_vs_litert_builtin"]
             out.append(Check(f"TFLite Micro vs LiteRT ≤ {TFLM_MAX_LSB} LSB", name, v,
                              v <= TFLM_MAX_LSB, "{:.0f} LSB"))
-    for row in result.subsets:
-        for p in PIPELINES:
-            v = row[p]["f1_drop"]
-            out.append(Check(f"macro-F1 drop ≤ {t.max_f1_drop:g}",
-                             f"{' + '.join(row['present'])}, {PIPELINE_LABELS[p]}", v,
-                             v <= t.max_f1_drop + 1e-9, "{:+.3f}"))
+    bars = (("flip_rate", f"flip rate ≤ {100 * t.max_flip_rate:g}%", "flip_rate", "{:.2%}"),
+            ("margin", f"changed windows among the float model's {100 * t.margin_quantile:g}% "
+                       f"closest calls (rank ≤ {t.closest_calls(n)})", "worst_margin_rank",
+             "{:.0f}"),
+            ("f1_drop", f"macro-F1 drop ≤ {t.max_f1_drop:g}"
+                        + ("" if t.gates_f1(n) else f" (not gated below {t.min_f1_windows} "
+                                                    "windows)"), "f1_drop", "{:+.3f}"))
+    for key, label, field_, fmt in bars:
+        for row in result.subsets:
+            for p in result.gated:
+                out.append(Check(label, f"{' + '.join(row['present'])}, {PIPELINE_LABELS[p]}",
+                                 row[p][field_], row[p]["verdicts"][key], fmt))
     return out
 
 
@@ -119,8 +128,8 @@ def _bundle_info(bundle: str) -> dict[str, Any]:
         return {}
     return {"classes": list(m.classes), "fingerprint": f"{m.fingerprint:08x}",
             "toolkit": m.toolkit_version, "format": m.format_version,
-            "source": m.extra.get("source") or {}, "versions": m.extra.get("versions") or {},
-            "calibration": m.extra.get("calibration") or {},
+            "source": _json(m.provenance.source), "versions": m.provenance.versions or {},
+            "calibration": _json(m.provenance.calibration),
             "modalities": [f"{e.name} ({len(e.channels)} ch x {e.window} samples "
                            f"@ {e.sample_rate_hz:g} Hz)" for e in m.modalities]}
 
@@ -150,11 +159,12 @@ def _header(result: ParityResult, info: dict[str, Any], cks: list[Check],
             ("Built with", f"crossl-edge {info.get('toolkit', '?')} (bundle format "
                            f"{info.get('format', '?')}); {vers or 'versions not recorded'}"),
             ("Generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
-    ok = sum(c.passed for c in cks)
+    ok = sum(c.passed is True for c in cks)
+    n_judged = sum(c.passed is not None for c in cks)
     verdict = "PASSED" if result.passed else "FAILED"
     kv = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
     return (f"<header><div class='inner'><div style='flex:1'><h1>Parity report: int8 deployment "
-            f"vs float</h1><p class='sub'>{ok} of {len(cks)} checks pass</p>"
+            f"vs float</h1><p class='sub'>{ok} of {n_judged} checks pass</p>"
             f"<dl class='kv'>{kv}</dl></div><div class='verdict "
             f"{'pass' if result.passed else 'fail'}'>{verdict}</div></div></header>")
 
@@ -165,14 +175,24 @@ def _thresholds(result: ParityResult, cks: list[Check]) -> str:
         groups.setdefault(c.threshold, []).append(c)
     rows = []
     for name, cs in groups.items():
-        worst = min(cs, key=lambda c: (c.passed, -c.measured if "drop" in name or "LSB" in name
-                                       else c.measured))
-        rows.append([cell(name), num(sum(c.passed for c in cs), "{:d}"), num(len(cs), "{:d}"),
+        judged = [c for c in cs if c.passed is not None]
+        high_bad = any(w in name for w in ("drop", "LSB", "flip", "rank"))
+        worst = min(judged or cs, key=lambda c: (bool(c.passed),
+                                                 -c.measured if high_bad else c.measured))
+        verdict = all(bool(c.passed) for c in judged) if judged else None
+        rows.append([cell(name), num(sum(c.passed is True for c in cs), "{:d}"),
+                     num(len(judged), "{:d}"),
                      f"<td class='n'>{esc(worst.fmt.format(worst.measured + 0.0))}</td>",
-                     cell(worst.subject), f"<td>{badge(all(c.passed for c in cs))}</td>"])
+                     cell(worst.subject), f"<td>{badge(verdict)}</td>"])
     fails = "".join(f"<li>{esc(f)}</li>" for f in result.failures)
+    gated = ", ".join(PIPELINE_LABELS[p] for p in result.gated)
     return ("<section><h2>Thresholds</h2>"
-            + table(["threshold", "pass", "checks", "worst measured", "where", "result"], rows)
+            + table(["threshold", "pass", "gated checks", "worst measured", "where", "result"],
+                    rows)
+            + f"<p class='note'>Gated pipelines: {esc(gated)} (the first is the node side). "
+              "Flip rate: share of test windows whose int8 prediction differs from float; "
+              "margin rank: where a changed window sits among the float model's calls sorted "
+              "by top-1 minus top-2 logit (1 = the closest call); n/a: measured, not gated.</p>"
             + (f"<ul class='fail'>{fails}</ul>" if fails else "") + "</section>")
 
 
@@ -191,15 +211,15 @@ def _encoders(result: ParityResult, cks: list[Check]) -> str:
     rows, float_rows = [], []
     for name, enc in result.encoders.items():
         scheme = [cell(_scheme(enc) or "—")] if show_scheme else []
-        for p in PIPELINES:
+        for p in result.pipelines:
             s = enc["int8"][p]
             subj = f"{name}, {PIPELINE_LABELS[p]}"
             cos_ok, sqnr_ok = ok[("mean latent cosine", subj)], ok[("latent SQNR", subj)]
-            good = cos_ok and sqnr_ok
+            good = None if cos_ok is None else bool(cos_ok and sqnr_ok)
             rows.append([cell(name), *scheme, cell(PIPELINE_LABELS[p]),
-                         num(s["cosine_mean"], "{:.5f}", bad=not cos_ok),
+                         num(s["cosine_mean"], "{:.5f}", bad=cos_ok is False),
                          num(s["cosine_min"], "{:.4f}"),
-                         num(s["sqnr_db"], "{:.1f}", bad=not sqnr_ok),
+                         num(s["sqnr_db"], "{:.1f}", bad=sqnr_ok is False),
                          num(s["max_err_lsb"], "{:.1f}"), num(s.get("p99_err_lsb"), "{:.1f}"),
                          f"<td>{badge(good)}</td>"])
         micro = enc.get("tflm") or {}
@@ -222,30 +242,43 @@ def _encoders(result: ParityResult, cks: list[Check]) -> str:
               "tflite-micro is not installed here.</p></section>")
 
 
+def _ci(v: list[float] | None, fmt: str) -> str:
+    return "" if not v else f" [{fmt.format(v[0])}, {fmt.format(v[1])}]"
+
+
 def _end_to_end(result: ParityResult, cks: list[Check]) -> str:
-    drop_ok = {c.subject: c.passed for c in cks if "drop" in c.threshold}
-    bar = -result.thresholds.max_f1_drop
+    verdicts: dict[str, list[bool | None]] = {}
+    for c in cks:
+        if c.threshold.startswith(("flip rate", "changed windows", "macro-F1 drop")):
+            verdicts.setdefault(c.subject.split(", ")[0], []).append(c.passed)
     rows = []
     for r in result.subsets:
         name = " + ".join(r["present"])
-        cells = [cell(name), num(r["float"]["accuracy"]), num(r["float"]["macro_f1"])]
-        good = True
-        for p in PIPELINES:
+        f = r["float"]
+        cells = [cell(name), num(f["accuracy"]),
+                 cell(f"{f['macro_f1']:.3f}{_ci(f.get('macro_f1_ci95'), '{:.3f}')}")]
+        for p in result.pipelines:
             q = r[p]
-            cells += [num(q["macro_f1"]), delta(-q["f1_drop"], bad_below=bar - 1e-9),
-                      num(q["accuracy"]), num(q.get("agreement"))]
-            good = good and drop_ok.get(f"{name}, {PIPELINE_LABELS[p]}", True)
+            drop = f"{-q['f1_drop'] + 0.0:+.3f}{_ci(q.get('f1_drop_ci95'), '{:+.3f}')}"
+            bad = q["verdicts"]["f1_drop"] is False and p in result.gated
+            cells += [num(q["macro_f1"]), f"<td class='n{' neg' if bad else ''}'>{esc(drop)}</td>",
+                      cell(f"{len(q['changed'])} ({100 * q['flip_rate']:.2f}%)"),
+                      num(q["worst_margin_rank"] or None, "{:d}")]
+        vs = verdicts.get(name, [])
+        good = None if not vs else all(v is not False for v in vs)
         rows.append([*cells, f"<td>{badge(good)}</td>"])
-    head = ["present modalities", "float acc", "float F1"]
-    for p in PIPELINES:
-        short = p.split("_")[0]
-        head += [f"{short} int8 F1", "Δ F1", f"{short} int8 acc", "agrees w/ float"]
+    head = ["present modalities", "float acc", "float F1 [95% CI]"]
+    for p in result.pipelines:
+        short = PIPELINE_LABELS[p].split(" (")[0].replace("int8 ", "")
+        head += [f"{short} F1", "Δ F1 [95% CI of drop]", "changed (flip rate)", "worst rank"]
     return ("<section><h2>End to end: float vs int8 per subset of present modalities</h2>"
             + table([*head, "result"], rows)
-            + "<p class='note'>Δ F1 = int8 minus float macro-F1 on the same windows; absent "
-              "modalities are masked exactly as the phone does. Agreement: share of windows "
-              "where int8 and float predict the same class.</p>"
-            + f1_figure(result.subsets, PIPELINES) + "</section>")
+            + "<p class='note'>Δ F1 = float minus int8 macro-F1 on the same windows, with the "
+              "95% interval of a paired bootstrap over the test windows (1,000 resamples); "
+              "absent modalities are masked exactly as the phone does. Changed: windows whose "
+              "int8 prediction differs from float; worst rank: the largest float-margin rank "
+              "among them (1 = the float model's closest call).</p>"
+            + f1_figure(result.subsets, result.pipelines) + "</section>")
 
 
 def _per_class(result: ParityResult, classes: list[str]) -> str:
@@ -255,12 +288,12 @@ def _per_class(result: ParityResult, classes: list[str]) -> str:
         for c, name in enumerate(classes):
             f = r["float"]["per_class"]
             cells = [cell(name), num(f["support"][c], "{:d}"), num(f["f1"][c])]
-            for p in PIPELINES:
+            for p in result.pipelines:
                 v = r[p]["per_class"]["f1"][c]
                 cells += [num(v), delta(v - f["f1"][c], bad_below=-1e-9)]
             rows.append(cells)
         head = ["class", "support", "float F1"]
-        for p in PIPELINES:
+        for p in result.pipelines:
             head += [f"{p.split('_')[0]} int8 F1", "Δ"]
         parts.append(f"<details{' open' if i == 0 else ''}><summary>present: "
                      f"{esc(' + '.join(r['present']))}</summary>{table(head, rows)}</details>")
@@ -272,12 +305,12 @@ def _figures(result: ParityResult, classes: list[str]) -> str:
     for name, enc in result.encoders.items():
         ref = result.arrays.get(f"{name}/reference")
         scale = enc.get("latent_scale") or 1.0
-        got = {p: (result.arrays[f"{name}/{p}"] - ref) / scale for p in PIPELINES
+        got = {p: (result.arrays[f"{name}/{p}"] - ref) / scale for p in result.pipelines
                if ref is not None and f"{name}/{p}" in result.arrays}
         if got:
             errors[name] = got
     out = ("<section><h2>Confusion matrices</h2>"
-           + confusion_figure(result.subsets, classes, ("float", *PIPELINES)) + "</section>")
+           + confusion_figure(result.subsets, classes, ("float", *result.pipelines)) + "</section>")
     if errors:
         out += ("<section><h2>Latent error: int8 minus float, per encoder</h2>"
                 + error_figure(errors, "LSB") + "</section>")
@@ -336,3 +369,7 @@ def write_report(result: ParityResult, out: str | Path, *, data: str | None = No
     for f in (out / "parity.json", out / "report.html"):
         f.chmod(0o644)
     return out / "report.html"
+
+
+def _json(rec: Record | None) -> dict[str, Any]:
+    return rec.to_json() if rec is not None else {}

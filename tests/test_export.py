@@ -58,15 +58,15 @@ def test_bundle_contract(which: str, tiny_bundle: Path, crossl_bundle: Path) -> 
         assert set(e.artifacts) == set(KINDS) and e.layout == "NWC"
         assert e.normalization["mean"] and len(e.normalization["std"]) == 3
         assert 0 < e.input_quant.scale and 0 < e.latent_quant.scale
-        assert set(e.stats["tflite_int8_ops"]) <= TFLM_OPS
-        assert e.stats["params"] > 0 and e.stats["macs"] > 0
-        assert e.stats["tflm"]["arena_recorded_bytes"] > 0
-        assert e.stats["tflm"]["max_lsb_vs_litert_builtin"] <= TFLM_LSB_TOLERANCE
-        assert e.stats["tflm"]["prediction_disagreements"] == 0
-        assert e.stats["checks"]["tflite_max_abs_err"] < 1e-4
+        assert set(e.stats.tflite_int8_ops or []) <= TFLM_OPS
+        assert (e.stats.params or 0) > 0 and (e.stats.macs or 0) > 0
+        assert e.stats.tflm is not None and (e.stats.tflm.arena_recorded_bytes or 0) > 0
+        assert (e.stats.tflm.max_lsb_vs_litert_builtin or 0) <= TFLM_LSB_TOLERANCE
+        assert e.stats.tflm.prediction_disagreements == 0
+        assert (e.stats.checks.tflite_max_abs_err or 0) < 1e-4
         if which == "crossl":   # LayerNorm written out, PReLU folded into two affine branches
-            assert "RSQRT" in e.stats["tflite_int8_ops"]
-            assert "PRELU" not in e.stats["tflite_int8_ops"]
+            assert "RSQRT" in (e.stats.tflite_int8_ops or [])
+            assert "PRELU" not in (e.stats.tflite_int8_ops or [])
         raw = np.random.default_rng(0).standard_normal((3, e.window)).astype(np.float32)
         t8 = open_model(m.path(e.artifacts["tflite_int8"]))
         assert t8.run(e.tflite_input(raw, int8=True)).shape == (1, 96)
@@ -91,7 +91,7 @@ def test_tflm_runs_int8_encoders(tiny_bundle: Path, crossl_bundle: Path) -> None
         lite = np.stack([TFLiteRunner(p, xnnpack=False).run(xi) for xi in x])
         assert np.abs(micro.astype(int) - lite).max() <= TFLM_LSB_TOLERANCE
         arena = measure_arena(p)                   # cached: same figure as the manifest
-        assert arena.recorded_bytes == e.stats["tflm"]["arena_recorded_bytes"]
+        assert arena.recorded_bytes == e.stats.arena_recorded_bytes
 
 
 def test_export_cli_deterministic(tiny_edge_run: Path, tiny_bundle: Path,

@@ -157,7 +157,7 @@ def test_resolver_registers_exactly_the_model_ops(tiny_bundle: Path, edge_fw: Pa
     for e in m.modalities:
         data = m.path(e.artifacts["tflite_int8"]).read_bytes()
         ops = model_ops(data)
-        assert ops == builtin_ops(data) == e.stats["tflite_int8_ops"]
+        assert ops == builtin_ops(data) == e.stats.tflite_int8_ops
         text = (edge_fw / e.name / f"crossl_{e.name}_resolver.h").read_text()
         assert re.findall(r"r\.(Add\w+)\(", text) == [OP_METHODS[o] for o in ops]
         if "CONV_2D" in ops:  # int8 model: the int8-only kernel (CMSIS-NN links only that path)

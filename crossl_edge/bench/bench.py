@@ -242,7 +242,7 @@ def tflm_row(m: Any, path: Path, feeds: list[tuple[np.ndarray, ...]], reference:
     row = BenchRow(m.name, "tflite_int8", m.artifacts["tflite_int8"], "tflm",
                    report.runtime_version("tflm"), 1, None, status="functional", note=TFLM_NOTE,
                    size_bytes=path.stat().st_size,
-                   arena_bytes=m.stats.get("tflm", {}).get("arena_min_bytes"))
+                   arena_bytes=m.stats.tflm.arena_min_bytes if m.stats.tflm else None)
     n = min(runs, len(feeds))
     try:
         load_s, times, outs = report.tflm_invoke(path, np.stack([f[0] for f in feeds[:n]]),
@@ -345,7 +345,7 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
     names, notes = report.resolve_runtimes(runtimes)
     say = progress or (lambda _msg: None)
     env = report.environment(names)
-    raw, _ = load_samples(manifest.path(manifest.extra.get("samples", {}).get("path", SAMPLES)),
+    raw, _ = load_samples(manifest.path(_samples_path(manifest)),
                           manifest.names)
     budget = Budget(min_seconds, min_runs, windows, min(1.0, 0.1 * min_seconds))
     compute = [r for r in names if r != "tflm"]
@@ -408,3 +408,9 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
     rows_json = [r.to_json() for r in rows]
     return BenchResult(str(bundle), settings, env, rows, paths, report.ratios(rows_json),
                        notes + report.caveats(env), profiles)
+
+
+def _samples_path(manifest: Manifest) -> str:
+    """The bundle's samples file, as its manifest names it (samples.npz by default)."""
+    rec = manifest.provenance.samples
+    return rec.path if rec is not None and rec.path else SAMPLES

@@ -1,5 +1,6 @@
 """Simulate a body-area network: one node per modality runs its int8 encoder on real windows and
-sends frames through a seeded lossy channel to the phone aggregator (in-process or UDP loopback).
+sends frames through a seeded lossy channel to the phone aggregator (in-process or UDP loopback);
+a device's modalities can vanish together (device loss, device outages).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from crossl_edge.runtime.backends import open_model
 from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.runtime.serve import latency_summary
 from crossl_edge.samples import load_samples
+from crossl_edge.sim.device_loss import device_drops, device_runs, expand_outage
 from crossl_edge.sim.runners import run_inproc, run_udp
 from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame, fingerprint32
 
@@ -67,7 +69,8 @@ def _node_artifact(modality: ModalityEntry, backend: str | None) -> str:
 
 @dataclass(frozen=True)
 class ChannelModel:
-    """Seeded radio channel: i.i.d. loss, outages (run fractions), jitter, dups, reordering."""
+    """Seeded radio channel: i.i.d. loss, outages (run fractions), jitter, dups, reordering, and
+    device loss: each window, a device's frames (all its modalities) are lost together."""
 
     loss: float = 0.0
     outage: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -75,9 +78,11 @@ class ChannelModel:
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
     base_delay_s: float = 0.002
+    device_loss: float = 0.0
+    device_of: dict[str, str] = field(default_factory=dict)   # modality -> device (default: own)
 
     def __post_init__(self) -> None:
-        for name in ("loss", "duplicate_rate", "reorder_rate"):
+        for name in ("loss", "duplicate_rate", "reorder_rate", "device_loss"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.jitter_s < 0:
@@ -90,13 +95,15 @@ def schedule(latents: dict[str, np.ndarray], nodes: dict[str, SensorNode], ch: C
     """(arrival time, node, frame bytes) sorted by time, plus frames sent and dropped."""
     events: list[tuple[float, str, bytes]] = []
     sent = dropped = 0
+    gone = device_drops(ch, latents, rng) if ch.device_loss > 0 else {}
     for name, lat in latents.items():
         n = len(lat)
         a, b = ch.outage.get(name, (0.0, 0.0))
+        lost = gone.get(name)
         for i in range(n):
             t = i * period_s
             sent += 1
-            if a * n <= i < b * n or rng.random() < ch.loss:
+            if a * n <= i < b * n or (lost is not None and lost[i]) or rng.random() < ch.loss:
                 dropped += 1
                 continue
             data = nodes[name].frame(i, lat[i], round(t * 1e6))
@@ -132,6 +139,8 @@ class ScenarioResult:
     late: int
     reasons: dict[str, int]
     latency_s: dict[str, Any]
+    device_loss: float = 0.0
+    device_coverage: dict[str, float] = field(default_factory=dict)  # windows with the device
 
 
 @dataclass
@@ -146,6 +155,7 @@ class SimulationResult:
     loss_table: list[ScenarioResult]
     missing_table: list[ScenarioResult]
     clock_table: list[Any] = field(default_factory=list)   # clock_scenarios.ClockResult
+    device_table: list[ScenarioResult] = field(default_factory=list)  # device loss, device out
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,11 +201,10 @@ def load_windows_from(manifest: Manifest, data: str | Path | None
     if data is not None:
         xs, y = load_samples(data, manifest.names, manifest=manifest)
         return xs, y, str(data)
-    src = manifest.extra.get("source")
-    src = src if isinstance(src, dict) else {}
-    samples = manifest.extra.get("samples")
-    samples_path = (manifest.path(samples["path"]) if isinstance(samples, dict)
-                    and isinstance(samples.get("path"), str) else None)
+    src = manifest.provenance.source.to_json() if manifest.provenance.source else {}
+    samples = manifest.provenance.samples
+    samples_path = (manifest.path(samples.path) if samples is not None
+                    and isinstance(samples.path, str) else None)
     has_samples = samples_path is not None and samples_path.is_file()
     problem = None
     if src.get("run") and Path(src["run"], "run.json").is_file():
@@ -241,17 +250,18 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
              duplicate_rate: float = 0.0, reorder_rate: float = 0.0, seed: int = 0,
              transport: str = "inproc", deadline_s: float = 0.25, period_s: float = 0.02,
              backend: str | None = None, max_windows: int | None = None,
-             clocks: Any = None) -> SimulationResult:
-    """Run every loss rate, then each modality fully out, through the channel and the aggregator;
-    with ``clocks`` (a ``clock_scenarios.ClockSweep``) also the node-clock sweep."""
+             clocks: Any = None, device_loss_rates: tuple[float, ...] = ()) -> SimulationResult:
+    """Run every loss rate, then each modality fully out, then each device loss rate and (when
+    a device carries several modalities) each device fully out, through the channel and the
+    aggregator; with ``clocks`` (a ``clock_scenarios.ClockSweep``) also the node-clock sweep.
+    ``outage`` may name devices: all their modalities go out together."""
     if transport not in TRANSPORTS:
         raise UsageError(f"unknown transport {transport!r}; choose inproc or udp.")
     if not (math.isfinite(period_s) and math.isfinite(deadline_s)) or period_s <= 0 \
             or deadline_s <= 0:
         raise UsageError("--deadline and the window period must be positive.")
     manifest = open_bundle(bundle)
-    for name in outage or {}:
-        manifest.modality(name)
+    outage = expand_outage(manifest, outage)
     xs, y, data_label = load_windows_from(manifest, data)
     if max_windows is not None:
         xs, y = {k: v[:max_windows] for k, v in xs.items()}, y[:max_windows]
@@ -264,13 +274,16 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
         for p in loss_rates]
     runs += [(f"no {m.name}", ChannelModel(outage={m.name: (0.0, 1.0)}, **base))
              for m in manifest.modalities]
+    n_missing = len(runs)
+    runs += device_runs(manifest, device_loss_rates, outage or {}, base)
     results = []
     for k, (name, ch) in enumerate(runs):
         rng = np.random.default_rng([seed, k])
         events, sent, dropped = schedule(latents, nodes, ch, period_s=period_s, rng=rng)
         run = run_udp if transport == "udp" else run_inproc
         preds, counters = run(manifest, events, deadline_s=deadline_s, backend=backend)
-        results.append(_score(name, ch, preds, counters, y, oracle, sent, dropped))
+        results.append(_score(name, ch, preds, counters, y, oracle, sent, dropped,
+                              manifest.device_map))
         log.info("%s: coverage %.2f accuracy %s", name, results[-1].coverage,
                  results[-1].accuracy)
     clock_table = []
@@ -282,12 +295,14 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     n_loss = len(loss_rates)
     settings = {**base, "seed": seed, "deadline_s": deadline_s, "period_s": period_s,
                 "loss_rates": list(loss_rates), "outage": outage or {},
-                "data": data_label,
+                "data": data_label, "device_loss_rates": list(device_loss_rates),
+                "devices": [d.to_json() for d in manifest.device_map],
                 "node_encoder": sorted({n.kind for n in nodes.values()})}
     if clocks is not None:
         settings["clocks"] = asdict(clocks)
     return SimulationResult(str(bundle), transport, len(y), settings, oracle.accuracy(y),
-                            results[:n_loss], results[n_loss:], clock_table)
+                            results[:n_loss], results[n_loss:n_missing], clock_table,
+                            results[n_missing:])
 
 
 
@@ -316,7 +331,8 @@ class _Offline:
 
 
 def _score(name: str, ch: ChannelModel, preds: list[Prediction], counters: dict[str, Any],
-           y: np.ndarray, oracle: _Offline, sent: int, dropped: int) -> ScenarioResult:
+           y: np.ndarray, oracle: _Offline, sent: int, dropped: int,
+           devices: list[Any]) -> ScenarioResult:
     n_classes = len(oracle.agg.manifest.classes)
     got = [p for p in preds if not p.empty and p.seq < len(y)]
     reasons: dict[str, int] = {}
@@ -334,4 +350,6 @@ def _score(name: str, ch: ChannelModel, preds: list[Prediction], counters: dict[
         offline_agreement=float(np.mean(agree)) if agree else None,
         frames_sent=sent, frames_dropped=dropped, frames_received=int(counters["received"]),
         duplicates=int(counters["duplicates"]), late=int(counters["late"]), reasons=reasons,
-        latency_s=latency_summary([p.latency_s for p in got]))
+        latency_s=latency_summary([p.latency_s for p in got]), device_loss=ch.device_loss,
+        device_coverage={d.name: sum(d.name in p.devices for p in got) / max(len(y), 1)
+                         for d in devices})

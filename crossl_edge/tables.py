@@ -52,6 +52,11 @@ def format_simulation(res: Any) -> str:
                   table(_HEADS, [_row(r) for r in res.loss_table])]
     if res.missing_table:
         parts += ["", "one modality fully out", table(_HEADS, [_row(r) for r in res.missing_table])]
+    if getattr(res, "device_table", None):
+        parts += ["", "by device (all of a device's modalities vanish together)",
+                  table(_HEADS + ["devices_present"], [
+                      _row(r) + [" ".join(f"{d} {v:.2f}" for d, v in r.device_coverage.items())]
+                      for r in res.device_table])]
     if res.clock_table:
         parts += ["", format_clock_table(res.clock_table)]
     return "\n".join(parts)

@@ -21,9 +21,13 @@ from crossl_edge.cli.common import echo_json, progress
               help="Mean latent cosine an int8 scheme must reach on the calibration windows.")
 @click.option("--min-sqnr-db", type=float, default=15.0, show_default=True,
               help="Latent SQNR (dB) an int8 scheme must reach on the calibration windows.")
+@click.option("--devices", default=None, metavar="DEV=MOD,MOD;DEV=MOD | FILE.json",
+              help="Which modalities each sensor device carries, e.g. "
+              "waist=body_acc,gyro;wrist=total_acc (default: one device per modality).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | None,
-               min_cosine: float, min_sqnr_db: float, as_json: bool) -> None:
+               min_cosine: float, min_sqnr_db: float, as_json: bool,
+               devices: str | None = None) -> None:
     """Export RUN's encoders (ONNX/TFLite, float/int8) and phone model to a bundle.
 
     Each int8 format is searched over quantization schemes (input clipping, per-channel or
@@ -34,6 +38,7 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
     \b
     Example:
       crossl-edge export runs/basicmotions --out bundle --calibration-windows 32
+      crossl-edge export runs/uci --out bundle --devices waist=body_acc,gyro,total_acc
     """
     import json
     from pathlib import Path
@@ -47,7 +52,8 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
     with progress("export", None, enabled=not as_json) as advance:
         m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,
                           progress=advance,
-                          targets=Targets(min_cosine=min_cosine, min_sqnr_db=min_sqnr_db))
+                          targets=Targets(min_cosine=min_cosine, min_sqnr_db=min_sqnr_db),
+                          devices=devices)
     obj = json.loads((Path(out) / "manifest.json").read_text())
     if as_json:
         echo_json(obj)

@@ -204,7 +204,12 @@ def _outage(text: str | None) -> dict[str, tuple[float, float]]:
 @click.option(
     "--loss", default="0,0.1,0.3,0.5", show_default=True, help="Frame loss rates to sweep."
 )
-@click.option("--outage", help="Outages as fractions of the run, e.g. gyro:0.2-0.6.")
+@click.option("--outage", help="Outages as fractions of the run, e.g. gyro:0.2-0.6; a device's "
+              "name (export --devices) takes all its modalities out together.")
+@click.option("--device-loss", default=None, metavar="RATES",
+              help="Device loss rates to sweep, e.g. 0.1,0.3: each window, each device loses "
+              "all its modalities' frames together with this probability; with a device map, "
+              "each device fully out is also run.")
 @click.option("--jitter", type=float, default=0.0, show_default=True, help="Max jitter (s).")
 @click.option(
     "--duplicate",
@@ -276,6 +281,7 @@ def simulate_cmd(
     conn_interval: float = 0.03,
     frames_per_event: int = 4,
     mtu: int = 247,
+    device_loss: str | None = None,
 ) -> None:
     """Simulate sensor nodes over a lossy radio and score the phone's fused predictions.
 
@@ -284,6 +290,7 @@ def simulate_cmd(
       crossl-edge simulate bundle/ --loss 0,0.1,0.3,0.5 --jitter 0.01 --plot sim.png
       crossl-edge simulate bundle/ --data windows.npz --transport udp --json
       crossl-edge simulate bundle/ --clocks --drift 0,100,20000 --start-spread 3 --restarts 1
+      crossl-edge simulate bundle/ --device-loss 0.1,0.3 --outage wrist:0.2-0.6
     """
     from crossl_edge.atomic import write_json
     from crossl_edge.cli.common import check_deadline, check_outage, check_rates
@@ -292,6 +299,8 @@ def simulate_cmd(
     from crossl_edge.tables import format_simulation
 
     rates = check_rates(_floats(loss, "--loss"), "--loss")
+    dev_rates = check_rates(_floats(device_loss, "--device-loss"), "--device-loss") \
+        if device_loss else ()
     check_deadline(deadline)
     check_rates((jitter,), "--jitter", upper=None)
     check_rates((duplicate,), "--duplicate")
@@ -314,6 +323,7 @@ def simulate_cmd(
         clocks=_clock_sweep(clocks, drift=drift, start_spread=start_spread, restarts=restarts,
                             beacon=beacon, conn_interval=conn_interval,
                             frames_per_event=frames_per_event, mtu=mtu),
+        device_loss_rates=dev_rates,
     )
     if out:
         write_json(out, res.to_json())

@@ -241,17 +241,21 @@ def train(
 @click.command("evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--data", default=None, help="Evaluate on this data path instead of the run's.")
+@click.option("--devices", default=None, metavar="DEV=MOD,MOD;... | FILE.json | BUNDLE",
+              help="Also score every subset of devices (a device's modalities present or "
+              "absent together): a map like waist=body_acc,gyro, or a bundle folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate_cmd(run: Path, data: str | None, as_json: bool) -> None:
+def evaluate_cmd(run: Path, data: str | None, as_json: bool, devices: str | None = None) -> None:
     """Accuracy and macro-F1 of a run on its test split, for every subset of modalities.
 
     \b
     Example:
       crossl-edge evaluate runs/bm --json
+      crossl-edge evaluate runs/uci --devices waist=body_acc,gyro;pocket=total_acc
     """
     from crossl_edge.evaluate import evaluate_run, format_table
 
-    result = evaluate_run(run, data=data)
+    result = evaluate_run(run, data=data, devices=devices)
     if as_json:
         echo_json(result)
     else:

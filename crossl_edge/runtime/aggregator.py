@@ -48,6 +48,7 @@ class Prediction:
     timestamp_us: int = 0       # node clock of the window's first valid frame (0 if none)
     inference_s: float = 0.0    # phone-model compute time alone
     epoch: int | None = None    # sync epoch of v2 frames (then seq is the grid window index)
+    devices: list[str] = field(default_factory=list)   # devices with any of their frames here
 
     @property
     def empty(self) -> bool:
@@ -83,6 +84,8 @@ class Counters:
     restarts: int = 0               # a node's boot counter changed (v2) or its seq fell back (v1)
     frames_v1: int = 0
     frames_v2: int = 0
+    device_windows: dict[str, int] = field(default_factory=dict)  # emitted windows holding any
+    # frame of that device (a device is present when any of its modalities' frames arrive)
 
     @property
     def bad_crc(self) -> int:
@@ -134,6 +137,7 @@ class PhoneAggregator:
         self._emitted: OrderedDict[tuple[int, int], frozenset[int]] = OrderedDict()
         self._nodes: dict[int, tuple[int, int, int]] = {}   # modality id -> (version, boot, seq)
         self._emitted_memory = int(emitted_memory)
+        self._device_of = device_index(manifest)   # modality index -> device name
         self.model = self._open_phone_model(backend, threads)
         self.backend = self.model.backend
 
@@ -296,10 +300,13 @@ class PhoneAggregator:
         name = _REASON_COUNTER[reason]
         setattr(c, name, getattr(c, name) + 1)
         present = [self.manifest.modalities[i].name for i in sorted(w.latents)]
+        devices = list(dict.fromkeys(self._device_of[i] for i in sorted(w.latents)))
+        for d in devices:
+            c.device_windows[d] = c.device_windows.get(d, 0) + 1
         latency = max(0.0, now - w.first_arrival)
         epoch = None if w.key[0] == _V1 else w.key[0]
         empty = Prediction(w.key[1], None, None, [], present, latency, reason, w.timestamp_us,
-                           epoch=epoch)
+                           epoch=epoch, devices=devices)
         if not w.latents:
             c.empty_windows += 1
             return empty
@@ -314,7 +321,7 @@ class PhoneAggregator:
         k = int(np.argmax(probs))
         dt = time.perf_counter() - t0
         return Prediction(w.key[1], k, self.manifest.classes[k], [float(p) for p in probs],
-                          present, latency + dt, reason, w.timestamp_us, dt, epoch)
+                          present, latency + dt, reason, w.timestamp_us, dt, epoch, devices)
 
     def infer(self, latents: dict[int, np.ndarray]) -> np.ndarray:
         """Run the phone model on {modality index: float latent (D,)}; return probabilities."""
@@ -324,6 +331,12 @@ class PhoneAggregator:
             x[0, i] = z
             present[0, i] = 1.0
         return softmax(np.asarray(self.model.run(x, present), np.float64).reshape(-1))
+
+
+def device_index(manifest: Manifest) -> list[str]:
+    """The device of each modality, by the modality's index in the manifest."""
+    owner = {m: d.name for d in manifest.device_map for m in d.modalities}
+    return [owner[m.name] for m in manifest.modalities]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

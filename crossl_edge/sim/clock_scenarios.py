@@ -83,16 +83,21 @@ def cached(encode: Any) -> Any:
 
 
 def clocks_for(names: list[str], drift_ppm: float, sweep: ClockSweep,
-               duration_s: float) -> dict[str, NodeClock]:
-    """Node i: boots at spread * i / (M-1), drift (-1)^i * drift; node 0 reboots evenly."""
-    m = len(names)
-    out = {}
-    for i, n in enumerate(names):
+               duration_s: float, *, device_of: dict[str, str] | None = None
+               ) -> dict[str, NodeClock]:
+    """Device i: boots at spread * i / (D-1), drift (-1)^i * drift; device 0 reboots evenly.
+    The modalities of one device (``device_of``: modality -> device; default each its own)
+    share its clock, so they boot, drift and restart together."""
+    owner = {n: (device_of or {}).get(n, n) for n in names}
+    devices = list(dict.fromkeys(owner.values()))
+    m = len(devices)
+    clocks = {}
+    for i, d in enumerate(devices):
         restarts = tuple(duration_s * (r + 1) / (sweep.restarts + 1)
                          for r in range(sweep.restarts)) if i == 0 else ()
-        out[n] = NodeClock(start_s=sweep.start_spread_s * i / max(m - 1, 1),
-                           drift_ppm=drift_ppm * (1 if i % 2 == 0 else -1), restarts=restarts)
-    return out
+        clocks[d] = NodeClock(start_s=sweep.start_spread_s * i / max(m - 1, 1),
+                              drift_ppm=drift_ppm * (1 if i % 2 == 0 else -1), restarts=restarts)
+    return {n: clocks[owner[n]] for n in names}
 
 
 def run_clock_scenario(manifest: Manifest, encoders: dict[str, Any], xs: dict[str, np.ndarray],
@@ -110,11 +115,16 @@ def run_clock_scenario(manifest: Manifest, encoders: dict[str, Any], xs: dict[st
     sent: list[SentFrame] = []
     arrivals: list[tuple[float, SentFrame]] = []
     resyncs = 0
-    for k, m in enumerate(manifest.modalities):
+    dev = {n: i for i, d in enumerate(manifest.device_map) for n in d.modalities}
+    phases: dict[int, float] = {}
+    for m in manifest.modalities:
         world = np.concatenate(list(xs[m.name]), axis=1)           # (C, N*T)
+        k = dev[m.name]     # one device: one clock (same seed), one radio connection (phase)
         node = SimNode(m.name, m.id, fp, world, window=m.window, rate_hz=m.sample_rate_hz,
                        clock=net.clocks[m.name], encode=encoders[m.name], seed=seed * 100 + k)
-        phase = float(rng.uniform(0, net.link.conn_interval_s))
+        if k not in phases:
+            phases[k] = float(rng.uniform(0, net.link.conn_interval_s))
+        phase = phases[k]
         frames = node.run(net, end_s, phase)
         resyncs += node.resyncs
         sent += frames
@@ -169,7 +179,9 @@ def clock_sweep(manifest: Manifest, encoders: dict[str, Any], xs: dict[str, np.n
     modes = [sweep.beacon_interval_s] + ([None] if sweep.legacy else [])
     out = []
     for k, drift in enumerate(sweep.drift_ppm):
-        clocks = clocks_for(manifest.names, drift, sweep, duration)
+        clocks = clocks_for(manifest.names, drift, sweep, duration,
+                            device_of={n: d.name for d in manifest.device_map
+                                       for n in d.modalities})
         for bi in modes:
             net = NetConfig(clocks=clocks, link=sweep.link, beacon_interval_s=bi)
             mode = "sync" if bi else "legacy"

@@ -21,45 +21,84 @@ from crossl_edge.metrics import modality_subsets, presence_vector, scores
 from crossl_edge.model.crossl import CroSSL
 
 
+def _arrived(windows: Windows, names: tuple[str, ...]) -> np.ndarray:
+    """(N, M) bool presence in the model's modality order."""
+    return np.stack([windows.present[n] for n in names], axis=1)
+
+
 @torch.no_grad()
 def latents_of(model: CroSSL, windows: Windows, *, batch_size: int = 256) -> np.ndarray:
-    """Encoder outputs (N, M, D) for normalized windows, in eval mode on the CPU."""
+    """Encoder outputs (N, M, D) for normalized windows, in eval mode on the CPU; an absent
+    modality's latent is 0 (it is never encoded)."""
     model = model.eval().cpu()
+    avail = torch.from_numpy(_arrived(windows, model.cfg.names).astype(np.float32))
     out = []
     for s in range(0, len(windows), batch_size):
         inputs = {n: torch.from_numpy(x[s : s + batch_size]) for n, x in windows.data.items()}
-        out.append(model.encode(inputs).numpy())
+        out.append(model.encode(inputs, avail[s : s + batch_size]).numpy())
     return np.concatenate(out, axis=0)
 
 
 @torch.no_grad()
-def predict_subsets(model: CroSSL, windows: Windows) -> dict[tuple[str, ...], np.ndarray]:
-    """Predicted labels for every non-empty subset of present modalities."""
+def predict_subsets(
+    model: CroSSL, windows: Windows
+) -> dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
+    """For every non-empty subset of modalities: (rows it can be judged on, their predicted
+    labels). A window's presence is the subset minus the modalities that did not arrive for it;
+    windows where none of the subset arrived are left out."""
     latents = torch.from_numpy(latents_of(model, windows))
     names = model.cfg.names
+    arrived = _arrived(windows, names)
     preds = {}
     for subset in modality_subsets(names):
-        present = torch.from_numpy(np.tile(presence_vector(names, subset), (len(windows), 1)))
-        preds[subset] = model.classify(latents, present).argmax(-1).numpy()
+        want = presence_vector(names, subset) > 0
+        present = arrived & want[None, :]
+        rows = np.flatnonzero(present.any(axis=1))
+        p = torch.from_numpy(present[rows].astype(np.float32))
+        logits = model.classify(latents[rows], p) if len(rows) else torch.zeros(0, 1)
+        preds[subset] = (rows, logits.argmax(-1).numpy())
     return preds
 
 
 def evaluate(model: CroSSL, windows: Windows) -> dict[str, object]:
-    """Metrics on normalized ``windows``: all modalities, and each subset (absent ones zeroed)."""
+    """Metrics on normalized ``windows``: all modalities, and each subset (absent ones zeroed).
+
+    Each subset's entry scores the windows where at least one of its modalities arrived (``n``);
+    its ``arrived`` entry scores only the windows where exactly that subset arrived (what a
+    phone sees when those sensors, and no others, report), or is None where there are none."""
     preds = predict_subsets(model, windows)
     n_classes = len(windows.classes)
-    subsets = [
-        {"present": list(s), **scores(windows.labels, p, n_classes)} for s, p in preds.items()
-    ]
+    names = model.cfg.names
+    arrived = _arrived(windows, names)
+    subsets = []
+    for s, (rows, p) in preds.items():
+        entry = {"present": list(s), **scores(windows.labels[rows], p, n_classes)}
+        exact = np.flatnonzero((arrived[rows] == (presence_vector(names, s) > 0)).all(axis=1))
+        entry["arrived"] = (
+            {k: v for k, v in scores(windows.labels[rows][exact], p[exact], n_classes).items()
+             if k in ("n", "accuracy", "macro_f1")} if len(exact) else None
+        )
+        subsets.append(entry)
     return by_device({"classes": list(windows.classes), "all": subsets[0], "subsets": subsets},
-                     list(model.cfg.names))
+                     list(names))
 
 
 def format_table(result: dict[str, object]) -> str:
-    """Human table of accuracy / macro-F1 per subset of present modalities."""
-    rows = [f"{'present modalities':<32} {'acc':>6} {'macro-F1':>9}"]
-    for s in result["subsets"]:  # type: ignore[union-attr]
-        rows.append(f"{'+'.join(s['present']):<32} {s['accuracy']:>6.3f} {s['macro_f1']:>9.3f}")
+    """Human table of accuracy / macro-F1 per subset of present modalities, and beside it the
+    windows where exactly that subset arrived (when there are any with a sensor absent)."""
+    subs = result["subsets"]  # type: ignore[assignment]
+    full = subs[0]["arrived"] or {}  # type: ignore[index]
+    natural = any(s.get("arrived") and s is not subs[0] for s in subs) or \
+        full.get("n", 0) != subs[0]["n"]  # type: ignore[index]
+    head = f"{'present modalities':<32} {'acc':>6} {'macro-F1':>9}"
+    rows = [head + (f" {'arrived: n':>11} {'acc':>6} {'macro-F1':>9}" if natural else "")]
+    for s in subs:  # type: ignore[union-attr]
+        line = f"{'+'.join(s['present']):<32} {s['accuracy']:>6.3f} {s['macro_f1']:>9.3f}"
+        if natural:
+            a = s.get("arrived")
+            line += (f" {a['n']:>11} {a['accuracy']:>6.3f} {a['macro_f1']:>9.3f}" if a
+                     else f" {0:>11} {'-':>6} {'-':>9}")
+        rows.append(line)
     return "\n".join(rows + device_lines(result))
 
 

@@ -68,9 +68,29 @@ class CroSSL(nn.Module):
         self.aggregator = Aggregator(len(cfg.modalities), cfg.latent_dim, embed_dim=cfg.embed_dim)
         self.head = Head(cfg.embed_dim, cfg.n_classes, dropout=cfg.dropout)
 
-    def encode(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Windows {m: (B, C_m, T_m)} -> latents (B, M, D) in the configured modality order."""
-        return torch.stack([self.encoders[n](inputs[n]) for n in self.cfg.names], dim=1)
+    def encode(
+        self, inputs: dict[str, torch.Tensor], available: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Windows {m: (B, C_m, T_m)} -> latents (B, M, D) in the configured modality order.
+
+        ``available`` (B, M): a modality that did not arrive for a window is not encoded there
+        (its latent is 0), so fabricated data never reaches an encoder or its BatchNorm."""
+        if available is None:
+            return torch.stack([self.encoders[n](inputs[n]) for n in self.cfg.names], dim=1)
+        return torch.stack(
+            [self._encode_present(n, inputs[n], available[:, i] > 0)
+             for i, n in enumerate(self.cfg.names)], dim=1)
+
+    def _encode_present(self, name: str, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        enc = self.encoders[name]
+        if bool(keep.all()):
+            return enc(x)
+        idx = keep.nonzero().squeeze(1)
+        if len(idx) == 0:  # a zero that still touches every weight (DDP expects them all used)
+            tie = sum(p.sum() for p in enc.parameters()) * 0.0
+            return x.new_zeros(len(x), self.cfg.latent_dim) + tie
+        z = enc(x.index_select(0, idx))
+        return z.new_zeros(len(x), z.shape[1]).index_copy(0, idx, z)
 
     def classify(self, latents: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """The phone model: latents (B, M, D) and presence (B, M) -> logits (B, n_classes)."""
@@ -78,18 +98,23 @@ class CroSSL(nn.Module):
         return self.head(z)
 
     def forward(
-        self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None
+        self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None,
+        available: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        latents = self.encode(inputs)  # (B, M, D)
+        """Logits; ``present`` (B, M) masks latents, ``available`` (B, M) says which modalities
+        arrived (absent ones are not encoded)."""
+        latents = self.encode(inputs, available)  # (B, M, D)
         if present is None:
             present = torch.ones(latents.shape[:2], device=latents.device)  # (B, M)
         return self.classify(latents, present)
 
     def ssl_loss(
-        self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None
+        self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None,
+        available: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """CroSSL pretraining: one encoder pass, two latent masks, VICReg between the views."""
-        latents = self.encode(inputs)  # (B, M, D)
+        """CroSSL pretraining: one encoder pass, two latent masks, VICReg between the views; a
+        modality absent from a window (``available`` (B, M)) is masked in both views."""
+        latents = self.encode(inputs, available)  # (B, M, D)
         b, m, d = latents.shape
         views = [
             latent_mask(
@@ -100,6 +125,7 @@ class CroSSL(nn.Module):
                 coverage=self.cfg.coverage,
                 generator=generator,
                 device=latents.device,
+                available=available,
             )
             for _ in range(2)
         ]

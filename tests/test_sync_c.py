@@ -53,7 +53,7 @@ def _script(rng: np.random.Generator, n_nodes: int = 60) -> tuple[list[str], lis
             local = (local0 + round((phone + delay - origin) * (1 + drift * 1e-6))) % 2**64
             cmds.append(f"B {epoch} {phone} {origin} {local}")
             r = T.on_beacon(s, epoch=epoch, phone_us=phone, origin_us=origin, local_us=local)
-            want.append(f"{r} {s.rate_ppb} {s.anchor_local} {s.anchor_phone}")
+            want.append(f"{r} {s.rate} {s.anchor_local} {s.anchor_phone}")
             t = (local + int(rng.integers(-3 * interval, 3 * interval))) % 2**64
             cmds.append(f"M {t}")
             want.append(str(T.to_phone(s, t)))

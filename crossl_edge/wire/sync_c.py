@@ -13,8 +13,8 @@ _TEMPLATE = r"""/* ---- Time base (format v2): beacon, hello, node clock -> phon
  * Integer arithmetic only; crossl_edge/wire/timebase.py is the normative definition (exact
  * integers, division truncating toward zero, clock values modulo 2^64, stated saturation).
  * Every product below is split (a = q * d + r) so that no int64_t intermediate can overflow
- * for any input: any gap, any u64 clock, any u32 rate. Invariant: |rate_ppb| <=
- * CROSSL_SYNC_MAX_RATE_PPB (crossl_sync_on_beacon keeps it; never write rate_ppb yourself). */
+ * for any input: any gap, any u64 clock, any u32 rate. Invariant: |rate| <=
+ * CROSSL_SYNC_MAX_RATE (crossl_sync_on_beacon keeps it; never write rate yourself). */
 $MESSAGES
 $CONSTANTS
 #define CROSSL_SYNC_ADJUSTED $ADJUSTED
@@ -25,7 +25,7 @@ typedef struct crossl_sync {
     uint8_t synced;
     uint8_t block_n;
     uint16_t epoch;
-    int32_t rate_ppb;   /* local clock runs rate_ppb / 1e9 slower than the phone's */
+    int32_t rate;       /* 1/32 ppb: phone time = local time x (1 + rate / CROSSL_SYNC_RATE_ONE) */
     uint8_t have_prev;
     uint8_t rated;      /* a rate was measured since boot (the first one is taken whole) */
     uint64_t origin_us; /* phone time of grid sample 0 */
@@ -42,36 +42,62 @@ static inline void crossl_sync_init(crossl_sync_t *s) { memset(s, 0, sizeof *s);
 static inline int64_t crossl_sync_i64(uint64_t x)
 { return x <= (uint64_t)INT64_MAX ? (int64_t)x : -(int64_t)(~x) - 1; }
 
-/* trunc(d * rate / 1e9) for |rate| <= 1e9 and any d: d = q * 1e9 + r, both terms of one sign. */
-static inline int64_t crossl_sync_mul_ppb(int64_t d, int32_t rate)
+/* floor(t * 1e9 / den) for t < 32 * den, den < 2^44: long division in base 1000, so every
+ * intermediate stays below 1000 * den. */
+static inline uint64_t crossl_sync_mul1e9_div(uint64_t t, uint64_t den)
 {
-    int64_t q = d / 1000000000, r = d % 1000000000;
-    return q * (int64_t)rate + r * (int64_t)rate / 1000000000;
+    uint64_t res = t / den, x = t % den;
+    int k;
+    for (k = 0; k < 3; k++) {
+        x *= 1000u;
+        res = res * 1000u + x / den;
+        x %= den;
+    }
+    return res;
 }
 
-/* Phone time of local time local_us: anchor_phone + dl + trunc(dl * rate / 1e9), mod 2^64. */
+/* trunc(x * RATE_ONE / den) for |x| < den <= 2^35 (RATE_ONE = 32e9), by magnitude. */
+static inline int64_t crossl_sync_scale(int64_t x, int64_t den)
+{
+    uint64_t mag = x < 0 ? (uint64_t)(-(x + 1)) + 1u : (uint64_t)x;
+    int64_t q = (int64_t)crossl_sync_mul1e9_div(mag * 32u, (uint64_t)den);
+    return x < 0 ? -q : q;
+}
+
+/* trunc(d * rate / RATE_ONE) for |rate| <= MAX_RATE and any d: d = q * 32e9 + r,
+ * r = r1 * 1e5 + r0, r1 * rate = a1 * 320000 + a0; every term has the sign of d * rate. */
+static inline int64_t crossl_sync_mul_rate(int64_t d, int32_t rate)
+{
+    int64_t q = d / CROSSL_SYNC_RATE_ONE, r = d % CROSSL_SYNC_RATE_ONE;
+    int64_t r1 = r / 100000, r0 = r % 100000, a = r1 * (int64_t)rate;
+    return q * (int64_t)rate + a / 320000 +
+           (a % 320000 * 100000 + r0 * (int64_t)rate) / CROSSL_SYNC_RATE_ONE;
+}
+
+/* Phone time of local time local_us: anchor_phone + dl + trunc(dl * rate / RATE_ONE), mod 2^64. */
 static inline uint64_t crossl_sync_to_phone(const crossl_sync_t *s, uint64_t local_us)
 {
     int64_t dl = crossl_sync_i64(local_us - s->anchor_local);
-    return s->anchor_phone + (uint64_t)dl + (uint64_t)crossl_sync_mul_ppb(dl, s->rate_ppb);
+    return s->anchor_phone + (uint64_t)dl + (uint64_t)crossl_sync_mul_rate(dl, s->rate);
 }
 
-/* Local time of phone time phone_us: anchor_local + trunc(dp * 1e9 / (1e9 + rate)), mod 2^64;
- * dp = q * den + r, so r * 1e9 < 1.06e18 and q * 1e9 wraps like the exact value. */
+/* Local time of phone time phone_us: anchor_local + trunc(dp * RATE_ONE / (RATE_ONE + rate)),
+ * mod 2^64; dp = q * den + r: q * RATE_ONE wraps like the exact value, r goes to scale(). */
 static inline uint64_t crossl_sync_to_local(const crossl_sync_t *s, uint64_t phone_us)
 {
     int64_t dp = crossl_sync_i64(phone_us - s->anchor_phone);
-    int64_t den = 1000000000 + (int64_t)s->rate_ppb;
+    int64_t den = CROSSL_SYNC_RATE_ONE + (int64_t)s->rate;
     int64_t q = dp / den, r = dp % den;
-    return s->anchor_local + (uint64_t)q * 1000000000u + (uint64_t)(r * 1000000000 / den);
+    return s->anchor_local + (uint64_t)q * (uint64_t)CROSSL_SYNC_RATE_ONE +
+           (uint64_t)crossl_sync_scale(r, den);
 }
 
-/* The measured rate trunc((dp - dl) * 1e9 / dl) saturated at +-1e9, for dl in (0, 1e9]. */
-static inline int64_t crossl_sync_slope_ppb(int64_t dp, int64_t dl)
+/* The measured rate trunc((dp - dl) * RATE_ONE / dl) saturated at +-RATE_ONE, dl in (0, 1e9]. */
+static inline int64_t crossl_sync_slope(int64_t dp, int64_t dl)
 {
-    if (dp >= 2 * dl) return 1000000000;  /* (dp - dl) / dl >= 1 */
-    if (dp <= 0) return -1000000000;      /* (dp - dl) / dl <= -1 */
-    return (dp - dl) * 1000000000 / dl;   /* |dp - dl| < dl <= 1e9: fits */
+    if (dp >= 2 * dl) return CROSSL_SYNC_RATE_ONE;  /* (dp - dl) / dl >= 1 */
+    if (dp <= 0) return -CROSSL_SYNC_RATE_ONE;      /* (dp - dl) / dl <= -1 */
+    return crossl_sync_scale(dp - dl, dl);         /* |dp - dl| < dl */
 }
 
 /* Take one beacon received at local_us (node clock). Returns CROSSL_SYNC_RESYNC when the
@@ -108,12 +134,12 @@ static inline int crossl_sync_on_beacon(crossl_sync_t *s, const crossl_beacon_t 
     usable = dl > 0 && dl <= CROSSL_SYNC_MAX_BASELINE_US;
     if (s->have_prev && usable && dl >= CROSSL_SYNC_MIN_BASELINE_US) {
         int64_t dp = crossl_sync_i64(s->best_phone - s->prev_phone);
-        int64_t measured = crossl_sync_slope_ppb(dp, dl);
+        int64_t measured = crossl_sync_slope(dp, dl);
         int64_t gain = s->rated ? CROSSL_SYNC_RATE_GAIN : 1;
-        int64_t rate = s->rate_ppb + (measured - s->rate_ppb) / gain;
-        if (rate > CROSSL_SYNC_MAX_RATE_PPB) rate = CROSSL_SYNC_MAX_RATE_PPB;
-        if (rate < -CROSSL_SYNC_MAX_RATE_PPB) rate = -CROSSL_SYNC_MAX_RATE_PPB;
-        s->rate_ppb = (int32_t)rate;
+        int64_t rate = s->rate + (measured - s->rate) / gain;
+        if (rate > CROSSL_SYNC_MAX_RATE) rate = CROSSL_SYNC_MAX_RATE;
+        if (rate < -CROSSL_SYNC_MAX_RATE) rate = -CROSSL_SYNC_MAX_RATE;
+        s->rate = (int32_t)rate;
         s->rated = 1u;
     }
     if (!s->have_prev || !usable || dl > CROSSL_SYNC_REF_SPAN_US) {
@@ -197,8 +223,8 @@ def render_sync() -> str:
     """The time-base section of crossl_frame.h."""
     subs = {
         "MESSAGES": render_messages(),
-        "CONSTANTS": "\n".join(f"#define CROSSL_{k} {v}" for k, v in
-                               T.TIMEBASE_CONSTANTS.items()),
+        "CONSTANTS": "\n".join(f"#define CROSSL_{k} " + (f"INT64_C({v})" if v >= 2**31 else str(v))
+                               for k, v in T.TIMEBASE_CONSTANTS.items()),
         "ADJUSTED": str(T.SYNC_ADJUSTED), "RESYNC": str(T.SYNC_RESYNC),
     }
     text = _TEMPLATE

@@ -14,7 +14,9 @@ PPB: Final[int] = 1_000_000_000
 SYNC_BLOCK: Final[int] = 8              # beacons per min-delay block
 SYNC_STEP_US: Final[int] = 500_000      # |error| beyond this: re-synchronise (step)
 SYNC_RATE_GAIN: Final[int] = 4          # rate += (measured - rate) / GAIN, per block
-SYNC_MAX_RATE_PPB: Final[int] = 50_000_000      # +-5 %: RC oscillators included
+SYNC_RATE_PER_PPB: Final[int] = 32             # rate unit: 1/32 ppb (30 days: < 0.1 ms)
+SYNC_RATE_ONE: Final[int] = PPB * SYNC_RATE_PER_PPB   # the map's slope is 1 + rate / RATE_ONE
+SYNC_MAX_RATE: Final[int] = 50_000_000 * SYNC_RATE_PER_PPB  # +-5 %: RC oscillators included
 SYNC_MIN_BASELINE_US: Final[int] = 16_000_000   # rate updates need this much history ...
 SYNC_REF_SPAN_US: Final[int] = 64_000_000       # ... and the reference point moves after this
 SYNC_MAX_BASELINE_US: Final[int] = 1_000_000_000  # older block minima are not used for the rate
@@ -22,7 +24,8 @@ SYNC_ADJUSTED: Final[int] = 0
 SYNC_RESYNC: Final[int] = 1
 TIMEBASE_CONSTANTS: Final[dict[str, int]] = {
     "SYNC_BLOCK": SYNC_BLOCK, "SYNC_STEP_US": SYNC_STEP_US, "SYNC_RATE_GAIN": SYNC_RATE_GAIN,
-    "SYNC_MAX_RATE_PPB": SYNC_MAX_RATE_PPB, "SYNC_MIN_BASELINE_US": SYNC_MIN_BASELINE_US,
+    "SYNC_RATE_PER_PPB": SYNC_RATE_PER_PPB, "SYNC_RATE_ONE": SYNC_RATE_ONE,
+    "SYNC_MAX_RATE": SYNC_MAX_RATE, "SYNC_MIN_BASELINE_US": SYNC_MIN_BASELINE_US,
     "SYNC_REF_SPAN_US": SYNC_REF_SPAN_US, "SYNC_MAX_BASELINE_US": SYNC_MAX_BASELINE_US}
 _U64 = (1 << 64) - 1
 I64_MAX: Final[int] = (1 << 63) - 1
@@ -47,7 +50,7 @@ class SyncState:
     synced: int = 0
     block_n: int = 0
     epoch: int = 0
-    rate_ppb: int = 0
+    rate: int = 0           # 1/32 ppb: phone time runs (1 + rate / SYNC_RATE_ONE) x local
     have_prev: int = 0
     rated: int = 0          # a rate was measured since boot (the first one is taken whole)
     origin_us: int = 0
@@ -64,14 +67,14 @@ def to_phone(s: SyncState, local_us: int) -> int:
     """Phone time (us) of the node's local time ``local_us`` under the current estimate (any
     distance from the anchor: the exact value modulo 2^64)."""
     dl = _i64(local_us - s.anchor_local)
-    return (s.anchor_phone + dl + _tdiv(dl * s.rate_ppb, PPB)) & _U64
+    return (s.anchor_phone + dl + _tdiv(dl * s.rate, SYNC_RATE_ONE)) & _U64
 
 
 def to_local(s: SyncState, phone_us: int) -> int:
     """Inverse of ``to_phone`` (to within 1 us): when the local clock reads phone time (exact
     quotient truncated toward zero, modulo 2^64)."""
     dp = _i64(phone_us - s.anchor_phone)
-    return (s.anchor_local + _tdiv(dp * PPB, PPB + s.rate_ppb)) & _U64
+    return (s.anchor_local + _tdiv(dp * SYNC_RATE_ONE, SYNC_RATE_ONE + s.rate)) & _U64
 
 
 def on_beacon(s: SyncState, *, epoch: int, phone_us: int, origin_us: int,
@@ -99,10 +102,11 @@ def on_beacon(s: SyncState, *, epoch: int, phone_us: int, origin_us: int,
     usable = 0 < dl <= SYNC_MAX_BASELINE_US
     if s.have_prev and usable and dl >= SYNC_MIN_BASELINE_US:
         dp = _i64(s.best_phone - s.prev_phone)
-        measured = max(-PPB, min(PPB, _tdiv((dp - dl) * PPB, dl)))   # saturated at +-100 %
+        measured = max(-SYNC_RATE_ONE, min(SYNC_RATE_ONE,       # saturated at +-100 %
+                                           _tdiv((dp - dl) * SYNC_RATE_ONE, dl)))
         gain = SYNC_RATE_GAIN if s.rated else 1
-        rate = s.rate_ppb + _tdiv(measured - s.rate_ppb, gain)
-        s.rate_ppb = max(-SYNC_MAX_RATE_PPB, min(SYNC_MAX_RATE_PPB, rate))
+        rate = s.rate + _tdiv(measured - s.rate, gain)
+        s.rate = max(-SYNC_MAX_RATE, min(SYNC_MAX_RATE, rate))
         s.rated = 1
     if not s.have_prev or not usable or dl > SYNC_REF_SPAN_US:
         s.prev_local, s.prev_phone, s.have_prev = s.best_local, s.best_phone, 1

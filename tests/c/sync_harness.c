@@ -7,6 +7,8 @@
  *   D n rate_mhz                 crossl_sync_sample_due
  *   G n window hop               crossl_grid_push
  *   X hex                        crossl_beacon_decode -> fields, or ERR code
+ *   H hex                        crossl_hello_decode -> fields + re-encoded, or ERR code
+ *   E flags boot seq fp local    crossl_hello_encode -> hex
  *   S                            a fresh sync and grid state (a node reboot)          */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,7 +35,7 @@ int main(void)
                       &b.origin_us, &local) != 4) return 2;
             b.epoch = (uint16_t)epoch;
             r = crossl_sync_on_beacon(&s, &b, local); /* before reading s */
-            printf("%d %" PRId32 " %" PRIu64 " %" PRIu64 "\n", r, s.rate_ppb, s.anchor_local,
+            printf("%d %" PRId32 " %" PRIu64 " %" PRIu64 "\n", r, s.rate, s.anchor_local,
                    s.anchor_phone);
         } else if (cmd[0] == 'M' || cmd[0] == 'L') {
             uint64_t t;
@@ -82,6 +84,45 @@ int main(void)
                        k == (int32_t)n && memcmp(again, buf, n) == 0 ? "same" : "DIFFERENT");
             }
             free(buf);
+        } else if (cmd[0] == 'H') {
+            char hex[256];
+            uint8_t buf[128], again[CROSSL_HELLO_SIZE];
+            size_t n, i;
+            crossl_hello_t h;
+            crossl_frame_status_t st;
+            if (scanf("%255s", hex) != 1) return 2;
+            n = strlen(hex) / 2u;
+            for (i = 0; i < n; i++) {
+                unsigned v;
+                if (sscanf(hex + 2u * i, "%2x", &v) != 1) return 2;
+                buf[i] = (uint8_t)v;
+            }
+            st = crossl_hello_decode(buf, n, &h);
+            if (st != CROSSL_FRAME_OK) {
+                printf("ERR %d\n", (int)st);
+            } else {
+                int32_t k = crossl_hello_encode(&h, again, sizeof again);
+                printf("OK %u %u %u %" PRIu32 " %" PRIu64 " %s\n", (unsigned)h.flags,
+                       (unsigned)h.boot, (unsigned)h.hello_seq, h.fingerprint, h.local_us,
+                       k == (int32_t)n && memcmp(again, buf, n) == 0 ? "same" : "DIFFERENT");
+            }
+        } else if (cmd[0] == 'E') {
+            crossl_hello_t h;
+            unsigned flags, boot, seq;
+            uint8_t out[CROSSL_HELLO_SIZE];
+            int32_t k, i;
+            if (scanf("%u %u %u %" SCNu32 " %" SCNu64, &flags, &boot, &seq, &h.fingerprint,
+                      &h.local_us) != 5) return 2;
+            h.flags = (uint8_t)flags;
+            h.boot = (uint16_t)boot;
+            h.hello_seq = (uint16_t)seq;
+            k = crossl_hello_encode(&h, out, sizeof out);
+            if (k < 0) {
+                printf("ERR %d\n", (int)k);
+            } else {
+                for (i = 0; i < k; i++) printf("%02x", out[i]);
+                printf("\n");
+            }
         } else if (cmd[0] == 'S') {
             crossl_sync_init(&s);
             memset(&g, 0, sizeof g);

@@ -45,8 +45,22 @@ def _toolchains() -> str:
     return "\n".join(parts) + f"\nelse\n$(error CROSSL_TARGET must be {names})\nendif"
 
 
-def makefile(names: list[str], ops: list[str], *, banner: str) -> str:
-    """The fragment for modalities ``names`` whose models use ``ops`` (union, sorted)."""
+def _sealed_rules() -> str:
+    return """# --- sealed frames (firmware --key-file): Monocypher and the network key ---
+MONOCYPHER_SRC ?= $(error set MONOCYPHER_SRC to Monocypher 4.0.3's src/ folder)
+CROSSL_SEAL_OBJS := $(CROSSL_BUILD)/common/monocypher.o $(CROSSL_BUILD)/common/crossl_network_key.o
+$(CROSSL_BUILD)/common/monocypher.o: $(MONOCYPHER_SRC)/monocypher.c
+\t@mkdir -p $(@D)
+\t$(CROSSL_CC) $(CROSSL_CFLAGS) -I$(MONOCYPHER_SRC) -c $< -o $@
+$(CROSSL_BUILD)/common/crossl_network_key.o: $(CROSSL_DIR)/common/crossl_network_key.c
+\t@mkdir -p $(@D)
+\t$(CROSSL_CC) $(CROSSL_CFLAGS) $(CROSSL_WARN) -I$(CROSSL_DIR)/common -c $< -o $@
+"""
+
+
+def makefile(names: list[str], ops: list[str], *, banner: str, sealed: bool = False) -> str:
+    """The fragment for modalities ``names`` whose models use ``ops`` (union, sorted); with
+    ``sealed`` each node also links Monocypher (MONOCYPHER_SRC) and the network key."""
     core = list(ts.CORE_SOURCES)
     ref, cmsis = ts.kernel_sources(ops, "reference"), ts.kernel_sources(ops, "cmsis_nn")
     cmsis_dirs = ts.cmsis_folders(ops, "cmsis_nn")
@@ -57,7 +71,9 @@ def makefile(names: list[str], ops: list[str], *, banner: str) -> str:
     for n in names:
         p, d = f"crossl_{n}", f"$(CROSSL_DIR)/{n}"
         objs = [f"$(CROSSL_BUILD)/{n}/{s}.o" for s in (f"{p}_tflm", f"{p}_model", "node_example")]
-        glue_inc = f"-I{d} -I$(CROSSL_DIR)/common"
+        glue_inc = f"-I{d} -I$(CROSSL_DIR)/common" + (" -I$(MONOCYPHER_SRC)" if sealed else "")
+        if sealed:
+            objs.append("$(CROSSL_SEAL_OBJS)")
         apps.append(f"""# --- modality {n}: glue (C++), model array and node loop (C99) ---
 CROSSL_{n}_OBJS := {' '.join(objs)}
 $(CROSSL_BUILD)/{n}/{p}_tflm.o: {d}/{p}_tflm.cc {d}/{p}_resolver.h {d}/{p}_contract.h
@@ -147,4 +163,4 @@ $(CROSSL_TFLM_BUILD)/cmsis_nn/%.o: $(CROSSL_CMSIS_NN)/Source/%.c
 \t$(CROSSL_CC) $(CROSSL_CFLAGS) $(CROSSL_CMSIS_INCLUDES) -c $< -o $@
 
 {_rules("$(CROSSL_TFLM_BUILD)/obj", sorted({*core, *ref, *cmsis}), "$(crossl_tflm_cxx)")}
-{"".join(apps)}"""
+{_sealed_rules() if sealed else ""}{"".join(apps)}"""

@@ -18,10 +18,12 @@ from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.firmware_bridge import codegen, measure, node_example, resources
 from crossl_edge.firmware_bridge.buildfile import makefile
 from crossl_edge.firmware_bridge.resolver import int8_only_ops, resolver_header
+from crossl_edge.firmware_bridge.secure_node import KEY_C, write_secure_common
 from crossl_edge.manifest import Manifest, ModalityEntry
 from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.wire.frame import fingerprint32
 from crossl_edge.wire.frame_c import HEADER_PATH
+from crossl_edge.wire.secure import NetworkKey
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,8 @@ def _write(path: Path, text: str) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]:
+def _modality(m: Manifest, entry: ModalityEntry, moddir: Path, *,
+              sealed: bool = False) -> dict[str, Any]:
     """Write one modality's sources into ``moddir``; return its resource figures."""
     rel = entry.artifacts.get("tflite_int8")
     if rel is None:
@@ -157,10 +160,10 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path) -> dict[str, Any]
         spec, f"TFLite Micro op resolver of modality '{entry.name}' (C++)."),
         int8_ops=int8_only_ops(data)))
     _write(moddir / f"{p}_tflm.cc", codegen.tflm_source(spec))
-    _write(moddir / f"{p}_node.h", node_example.node_header(spec))
-    _write(moddir / "node_example.c", node_example.node_source(spec))
-    code = resources.code_estimate(g.ops, node_code_size(moddir, p))
-    state = node_example.node_state_bytes(spec)
+    _write(moddir / f"{p}_node.h", node_example.node_header(spec, sealed=sealed))
+    _write(moddir / "node_example.c", node_example.node_source(spec, sealed=sealed))
+    code = resources.code_estimate(g.ops, None if sealed else node_code_size(moddir, p))
+    state = node_example.node_state_bytes(spec, sealed=sealed)
     params = int((entry.stats or {}).get("params") or g.constant_elements)
     return {
         "modality_id": entry.id, "model": rel, "model_sha256": spec.model_sha256,
@@ -243,13 +246,16 @@ def _apply_measured(report: dict[str, dict[str, Any]], measured: dict[str, Any])
 
 def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
                       ram_budget: int = 64 * 1024,
-                      build: measure.BuildOptions | None = None) -> FirmwareReport:
+                      build: measure.BuildOptions | None = None,
+                      key: NetworkKey | None = None) -> FirmwareReport:
     """Generate OUT/<modality>/, OUT/common/, OUT/crossl.mk and OUT/resources.json from ``bundle``.
 
     With ``build``: also compile TFLite Micro and every node image, run the bundle's sample
     windows through them (host and QEMU Cortex-M4F), check the frames against LiteRT and write
     the measured figures instead of the estimates (images and link maps in OUT/build/).
     Files are written (atomically) even when a budget is exceeded; the report says which.
+    With ``key`` the nodes seal their frames and verify beacons; the key goes only into
+    OUT/common/crossl_network_key.c (mode 0600), never into reports.
     """
     m = open_bundle(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
     names = [codegen.check_identifier(e.name) for e in m.modalities]
@@ -262,11 +268,14 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
     with atomic_dir(out) as tmp:
         (tmp / "common").mkdir()
         shutil.copyfile(CODEC, tmp / "common" / CODEC.name)
+        if key is not None:
+            write_secure_common(tmp / "common", key, names)
         for entry in m.modalities:
-            report[entry.name] = _modality(m, entry, tmp / entry.name)
+            report[entry.name] = _modality(m, entry, tmp / entry.name, sealed=key is not None)
             log.info("firmware for %s: arena %d B", entry.name, report[entry.name]["arena"]["size"])
         ops = sorted({op for r in report.values() for op in r["ops"]})
-        _write(tmp / "crossl.mk", makefile(names, ops, banner=_mk_banner(m)))
+        _write(tmp / "crossl.mk", makefile(names, ops, banner=_mk_banner(m),
+                                           sealed=key is not None))
         measured = None
         if build is not None:
             measured = _measure(m, tmp, report, build)
@@ -283,7 +292,7 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         _write(tmp / "resources.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
         _write(tmp / "README.md", _readme(m, names))
         for f in tmp.rglob("*"):
-            f.chmod(0o755 if f.is_dir() else 0o644)
+            f.chmod(0o755 if f.is_dir() else 0o600 if f.name == KEY_C else 0o644)
         tmp.chmod(0o755)
     return FirmwareReport(out, report, flash_budget, ram_budget, over,
                           builds=measured["builds"] if measured else {})

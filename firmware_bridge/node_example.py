@@ -1,6 +1,7 @@
 """The generated sensor-node loop (C99): ring buffer of raw samples -> normalized, quantized
 window -> invoke hook -> latent frame -> send hook; with the phone's sync beacons, windows follow
-the phone's grid and go out as v2 frames (time base in crossl_frame.h), else v1 as before.
+the phone's grid and go out as v2 frames (time base in crossl_frame.h), else v1 as before. With a
+network key (``sealed``) frames are sealed and beacons verified before use (crossl_secure.h).
 """
 
 from __future__ import annotations
@@ -8,8 +9,33 @@ from __future__ import annotations
 from crossl_edge.firmware_bridge.codegen import NodeSpec, banner
 
 
-def node_header(spec: NodeSpec) -> str:
+def _sealed_header(p: str, m: str) -> dict[str, str]:
+    return {
+        "include": '#include "../common/crossl_secure.h" /* sealed frames (Monocypher) */\n'
+                   '#include "../common/crossl_network_key.h"\n',
+        "macros": f"""/* The frame could not be sealed: no boot counter ({p}_next_boot
+ * failed) or the per-boot counter is spent (reboot). Nothing unsealed is ever sent. */
+#define {m}_ERR_SEAL (-23)
+#define {m}_SEALED_SIZE CROSSL_SEAL_SIZE({m}_FRAME_SIZE_V2)
+""",
+        "members": f"""    crossl_sealer_t sealer;   /* key, node id, boot, message counter */
+    crossl_seal_peer_t phone; /* the phone session whose beacons were taken */
+    uint8_t sealed[{m}_SEALED_SIZE];
+    uint8_t opened[64];       /* a verified beacon */
+""",
+        "hooks": f"""/* The boot counter, kept in non-volatile memory: read it, add 1, write it
+ * back, and set *boot to the new value (0 on success). {p}_node_init calls it
+ * once; nonces are (node id, boot, counter), so a boot value must never come back. The weak
+ * stand-in fails: a node without it sends nothing rather than repeat a nonce. */
+int {p}_next_boot(uint32_t *boot);
+""",
+    }
+
+
+def node_header(spec: NodeSpec, *, sealed: bool = False) -> str:
     p, m = spec.prefix, spec.macro
+    sx = _sealed_header(p, m) if sealed else dict.fromkeys(("include", "macros", "members",
+                                                            "hooks"), "")
     return f"""{banner(spec, f"Sensor-node loop of modality '{spec.name}': API and hooks.")}
 #ifndef {m}_NODE_H
 #define {m}_NODE_H
@@ -19,7 +45,7 @@ def node_header(spec: NodeSpec) -> str:
 
 #include "../common/crossl_frame.h" /* the firmware folder's layout: <m>/ beside common/ */
 #include "{p}_contract.h"
-
+{sx["include"]}
 /* Samples between two windows (a window every HOP samples once the first one is full);
  * default WINDOW: non-overlapping windows, as in training. */
 #ifndef {m}_HOP
@@ -38,7 +64,7 @@ def node_header(spec: NodeSpec) -> str:
 /* The sample rate in millihertz (the grid arithmetic is integer) and a v2 frame's size. */
 #define {m}_SAMPLE_RATE_MHZ {round(spec.sample_rate_hz * 1000)}u
 #define {m}_FRAME_SIZE_V2 ({m}_FRAME_SIZE + (CROSSL_FRAME_OVERHEAD_V2 - CROSSL_FRAME_OVERHEAD))
-
+{sx["macros"]}
 typedef struct {p}_node {{
     crossl_sync_t sync;  /* the phone clock, from beacons (crossl_frame.h) */
     crossl_grid_t grid;  /* which grid window the samples complete */
@@ -51,7 +77,7 @@ typedef struct {p}_node {{
     int8_t input[{m}_INPUT_SIZE];
     int8_t latent[{m}_LATENT_DIM];
     uint8_t frame[{m}_FRAME_SIZE_V2];
-}} {p}_node_t;
+{sx["members"]}}} {p}_node_t;
 
 #ifdef __cplusplus
 extern "C" {{
@@ -63,7 +89,7 @@ extern "C" {{
 int {p}_invoke(const int8_t *input, int8_t *latent);
 int {p}_send(const uint8_t *frame, size_t len);
 size_t {p}_tflm_arena_used(void);
-
+{sx["hooks"]}
 void {p}_node_init({p}_node_t *node);
 /* Normalize and quantize the ring's window (oldest sample first) into input[INPUT_SIZE]. */
 void {p}_quantize_window(const {p}_node_t *node, int8_t *input);
@@ -90,8 +116,46 @@ uint64_t {p}_node_next_sample_us(const {p}_node_t *node, uint64_t now_us);
 """
 
 
-def node_source(spec: NodeSpec) -> str:
+def _sealed_source(p: str, m: str) -> dict[str, str]:
+    return {
+        "weak": f"""
+{m}_WEAK int {p}_next_boot(uint32_t *boot)
+{{
+    (void)boot;
+    return -1;
+}}
+""",
+        "init": f"""    {{
+        uint32_t boot;
+        node->sealer.key = crossl_network_key;
+        node->sealer.network = CROSSL_NETWORK_ID;
+        node->sealer.sender = {m}_NODE_ID;
+        node->sealer.exhausted = 1u; /* until a boot counter is known */
+        if ({p}_next_boot(&boot) == 0) {{
+            node->sealer.boot = boot;
+            node->sealer.exhausted = 0u;
+            node->boot = (uint16_t)boot;
+        }}
+    }}
+""",
+        "send": f"""        n = crossl_seal(&node->sealer, node->frame, (size_t)n, node->sealed,
+                        sizeof node->sealed);
+        if (n < 0) return {m}_ERR_SEAL;
+        if ({p}_send(node->sealed, (size_t)n) != 0) return {m}_ERR_SEND;""",
+        "open": """    int32_t n = crossl_seal_open_beacon(crossl_network_key, CROSSL_NETWORK_ID,
+                                        &node->phone, msg, len, node->opened,
+                                        sizeof node->opened);
+    if (n < 0) return (int)n; /* forged, replayed, another network's, or not sealed */
+    st = crossl_beacon_decode(node->opened, (size_t)n, &b);""",
+    }
+
+
+def node_source(spec: NodeSpec, *, sealed: bool = False) -> str:
     p, m = spec.prefix, spec.macro
+    sx = _sealed_source(p, m) if sealed else {
+        "weak": "", "init": "",
+        "send": f"        if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;",
+        "open": "    st = crossl_beacon_decode(msg, len, &b);"}
     return f"""{banner(spec, f"Sensor-node loop of modality '{spec.name}' (example, C99).")}
 /* Usage (the sensor driver and the radio are yours):
  *
@@ -125,12 +189,12 @@ def node_source(spec: NodeSpec) -> str:
     (void)len;
     return -1;
 }}
-#endif
+{sx["weak"]}#endif
 
 void {p}_node_init({p}_node_t *node)
 {{
     memset(node, 0, sizeof *node);
-}}
+{sx["init"]}}}
 
 /* x_norm / INPUT_SCALE rounded half to even (numpy's rule), plus the zero point, saturated.
  * Written without libm; NaN maps to the zero point. Needs IEEE float32 arithmetic (no
@@ -188,7 +252,7 @@ static int32_t {p}_node_window({p}_node_t *node, uint64_t t_us, int64_t window)
         n = crossl_frame_encode_version(&h, window < 0 ? NULL : &v2, node->latent, node->frame,
                                         sizeof node->frame);
         if (n < 0) return n;
-        if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;
+{sx["send"]}
         return n;
     }}
 }}
@@ -197,7 +261,8 @@ int {p}_node_on_beacon({p}_node_t *node, const uint8_t *msg, size_t len, uint64_
 {{
     crossl_beacon_t b;
     int r;
-    crossl_frame_status_t st = crossl_beacon_decode(msg, len, &b);
+    crossl_frame_status_t st;
+{sx["open"]}
     if (st != CROSSL_FRAME_OK) return (int)st;
     if (b.fingerprint != {m}_BUNDLE_FINGERPRINT) return {m}_ERR_BEACON;
     r = crossl_sync_on_beacon(&node->sync, &b, t_us);
@@ -251,8 +316,13 @@ int32_t {p}_node_push({p}_node_t *node, const float *sample, uint64_t t_us)
 SYNC_STATE_BYTES = 80 + 16 + 2   # crossl_sync_t + crossl_grid_t + boot on Cortex-M (AAPCS)
 
 
-def node_state_bytes(spec: NodeSpec) -> int:
+SEAL_STATE_BYTES = 24 + 16 + 64 + 36   # sealer + phone memory + opened beacon + tag/header
+
+
+def node_state_bytes(spec: NodeSpec, *, sealed: bool = False) -> int:
     """sizeof(crossl_<m>_node_t) on a 32-bit Arm target (AAPCS: 8-byte aligned uint64_t)."""
     n = SYNC_STATE_BYTES + 2 + 4 * spec.window * len(spec.channels) + 4 * 4 \
         + spec.window * len(spec.channels) + spec.latent_dim + spec.frame_size + 8
+    if sealed:
+        n += SEAL_STATE_BYTES + spec.frame_size + 8
     return (n + 7) // 8 * 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from crossl_edge.cli.common import echo_json
-from crossl_edge.errors import CheckFailed
+from crossl_edge.errors import CheckFailed, UsageError
 
 
 @click.command("firmware")
@@ -28,9 +28,13 @@ from crossl_edge.errors import CheckFailed
                    "checkout; scripts/fetch-tflm.sh fetches one).")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
               help="With --build: parallel compile jobs.")
+@click.option("--key-file", type=click.Path(dir_okay=False), default=None,
+              help="Network key (crossl-edge keys new): the nodes seal their frames and verify "
+                   "beacons; the key goes only into OUT/common/crossl_network_key.c.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str, build: bool,
-                 kernels: str, tflm: str | None, jobs: int, as_json: bool) -> None:
+                 kernels: str, tflm: str | None, jobs: int, as_json: bool,
+                 key_file: str | None = None) -> None:
     """Generate microcontroller sources for every encoder of BUNDLE.
 
     Per modality, OUT/<name>/ gets the int8 model as a C array, its input contract, a TFLite
@@ -45,6 +49,7 @@ def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str, buil
     Example:
       crossl-edge firmware demo-out/bundle --out fw --flash-budget 512KiB --ram-budget 128KiB
       crossl-edge firmware demo-out/bundle --out fw --build --kernels cmsis-nn
+      crossl-edge firmware demo-out/bundle --out fw --key-file net.key
     """
     from crossl_edge.firmware_bridge.firmware import generate_firmware
     from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels
@@ -54,8 +59,16 @@ def firmware_cmd(bundle: str, out: str, flash_budget: str, ram_budget: str, buil
     flash, ram = parse_size(flash_budget), parse_size(ram_budget)
     opts = BuildOptions(kernels=check_kernels(kernels.split(",")), tflm=tflm, jobs=jobs) \
         if build else None
+    key = None
+    if key_file:
+        from crossl_edge.runtime.keys import read_key_file
+        if build:
+            raise UsageError("--build measures the plain node image; build without --key-file "
+                             "(benchmarks/secure_frames.py measures the cost of sealing).")
+        key = read_key_file(key_file)
     prepare_output(out, kind="firmware", inputs=(bundle,))
-    report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram, build=opts)
+    report = generate_firmware(bundle, out, flash_budget=flash, ram_budget=ram, build=opts,
+                               key=key)
     write_marker(out, "firmware")
     if as_json:
         echo_json(report.to_json())

@@ -39,7 +39,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, "demo")
     summary: dict[str, Any] = {"out": str(out)}
-    epochs = {"pretrain_epochs": 3, "epochs": 5} if cfg.quick else {}
+    epochs: dict[str, Any] = {"pretrain_epochs": 3, "epochs": 5} if cfg.quick else {}
     t0 = time.perf_counter()
     say(f"[1/5] training CroSSL ({cfg.encoder} encoder, mode fine) on BasicMotions ...")
     res = train_run(
@@ -75,7 +75,7 @@ def _export_stages(run: Path, out: Path, say: Callable[[str], None]) -> dict[str
     manifest = export_bundle(run, bundle)
     stages["export"] = {"bundle": str(bundle), "seconds": round(time.perf_counter() - t0, 1),
                         "fingerprint": f"{manifest.fingerprint:08x}",
-                        "int8_tflite_bytes": {e.name: e.stats.size_bytes["tflite_int8"]
+                        "int8_tflite_bytes": {e.name: (e.stats.size_bytes or {}).get("tflite_int8")
                                               for e in manifest.modalities}}
     say(f"bundle: {bundle} (fingerprint {manifest.fingerprint:08x})")
     say("[3/5] float vs int8 parity (LiteRT, ONNX Runtime, TFLite Micro) ...")

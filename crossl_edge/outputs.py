@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from crossl_edge.atomic import atomic_dir, write_json
 from crossl_edge.errors import CheckFailed, CrosslError, UsageError
@@ -23,9 +24,10 @@ log = logging.getLogger(__name__)
 MARKER = ".crossl-edge-output.json"
 KINDS = ("run", "bundle", "firmware", "report", "bench", "simulate", "demo")
 # Outputs written before markers existed are still recognised by their own signature file.
-_SIGNATURES = {"run": ("run.json", {"format": "crossl-edge-run"}),
-               "bundle": ("manifest.json", {"format": "crossl-edge-bundle"}),
-               "firmware": ("resources.json", {"assumptions": None, "bundle_fingerprint": None})}
+_SIGNATURES: dict[str, tuple[str, dict[str, Any]]] = {
+    "run": ("run.json", {"format": "crossl-edge-run"}),
+    "bundle": ("manifest.json", {"format": "crossl-edge-bundle"}),
+    "firmware": ("resources.json", {"assumptions": None, "bundle_fingerprint": None})}
 Inputs = Iterable[str | Path | None]
 PROBE_BYTES = 4096
 

@@ -5,6 +5,7 @@ MLPerf-Tiny-like timing (>= min_seconds, >= min_runs, median of windows); numpy 
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
@@ -373,11 +374,13 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
                                  _encoder_feeds(m, raw[m.name], "tflite_int8"), latents[m.name],
                                  runs=5 if quick else 20))
     t0, x0 = threads[0], xnnpack[0]
-    jobs = [(f"node path {m.name} on {rt}", lambda m=m, rt=rt: node_path(
-        manifest, m, raw[m.name], rt, threads=t0, xnnpack=None if rt == "onnxruntime" else x0,
-        budget=budget)) for rt in compute for m in manifest.modalities]
-    jobs += [(f"phone path on {b}", lambda b=b: phone_path(manifest, latents, b, threads=t0,
-                                                           budget=budget))
+    jobs: list[tuple[str, Callable[[], PathBench]]] = [
+        (f"node path {m.name} on {rt}", functools.partial(
+            node_path, manifest, m, raw[m.name], rt, threads=t0,
+            xnnpack=None if rt == "onnxruntime" else x0, budget=budget))
+        for rt in compute for m in manifest.modalities]
+    jobs += [(f"phone path on {b}", functools.partial(phone_path, manifest, latents, b,
+                                                      threads=t0, budget=budget))
              for b in ("tflite", "onnx") if b in manifest.aggregator.artifacts
              and any((r in TFLITE_RUNTIMES) == (b == "tflite") for r in compute)]
     paths: list[PathBench] = []
@@ -394,9 +397,9 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
         from crossl_edge.bench.op_profile import profile_bundle
 
         say(f"per-op profiles on {tfl}")
-        feeds = {m.name: {k: _encoder_feeds(m, raw[m.name][:1], k)[0][0]
+        op_feeds = {m.name: {k: _encoder_feeds(m, raw[m.name][:1], k)[0][0]
                           for k in ("tflite", "tflite_int8")} for m in manifest.modalities}
-        profiles = profile_bundle(manifest, feeds, runtime=tfl, threads=t0, xnnpack=x0,
+        profiles = profile_bundle(manifest, op_feeds, runtime=tfl, threads=t0, xnnpack=x0,
                                   runs=50 if quick else 300)
     env["loadavg_end"] = report.loadavg()
     settings = {"threads": list(threads), "xnnpack": list(xnnpack), "runtimes": names,

@@ -148,6 +148,7 @@ def environment(runtimes: Sequence[str]) -> dict[str, Any]:
     """CPU, cores, OS, Python, numpy and runtime versions: what a reader needs to reproduce."""
     import numpy as np
 
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

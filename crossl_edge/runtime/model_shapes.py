@@ -15,11 +15,11 @@ log = logging.getLogger(__name__)
 
 def _expected_shapes(m: Manifest) -> list[tuple[str, str, list[tuple[int, ...]], tuple[int, ...]]]:
     """(kind, relative path, input shapes, output shape) every artifact must have."""
-    out = []
+    out: list[tuple[str, str, list[tuple[int, ...]], tuple[int, ...]]] = []
     for e in m.modalities:
         c, t = len(e.channels), e.window
         for kind, rel in e.artifacts.items():
-            shape = (1, t, c) if kind.startswith("tflite") else (1, c, t)
+            shape: tuple[int, ...] = (1, t, c) if kind.startswith("tflite") else (1, c, t)
             out.append((kind, rel, [shape], (1, m.latent_dim)))
     n = len(m.modalities)
     for kind, rel in m.aggregator.artifacts.items():

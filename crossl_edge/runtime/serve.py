@@ -25,7 +25,8 @@ from crossl_edge.runtime.aggregator import PhoneAggregator, Prediction
 from crossl_edge.runtime.bundle import open_bundle
 from crossl_edge.runtime.transports import CaptureWriter, ReplaySource, Source, open_source
 from crossl_edge.wire.beacon import Beacon, encode_beacon
-from crossl_edge.wire.frame import fingerprint32
+from crossl_edge.wire.frame import FrameError, fingerprint32
+from crossl_edge.wire.hello import decode_hello, is_hello
 from crossl_edge.wire.secure import PHONE_SENDER_BIT, NetworkKey, Opener, Sealer, SealError
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,9 @@ class BeaconClock:
         self.epoch = int.from_bytes(os.urandom(2), "little") if epoch is None else int(epoch)
         self.fingerprint = fingerprint32(manifest.fingerprint)
         self.origin_us: int | None = None
-        self.sent = self.delivered = 0
+        self.sent = self.delivered = self.hellos = self.hellos_rejected = 0
         self._next = 0.0
+        self._last_sent = float("-inf")
         # sealed beacons: a random phone session (sender bit 31 set) and boot name this run
         self.sealer = None if key is None else Sealer(
             key, sender=PHONE_SENDER_BIT | int.from_bytes(os.urandom(4), "little") >> 1,
@@ -202,10 +204,25 @@ class BeaconClock:
         msg = encode_beacon(b)
         self.delivered += self.src.send(msg if self.sealer is None else self.sealer.seal(msg))
         self.sent += 1
+        self._last_sent = now
         self._next = now + self.interval_s
 
+    def on_hello(self, msg: bytes) -> None:
+        """A node's hello (FRAME_FORMAT.md, "Bootstrap"): a valid one of this bundle gets a
+        beacon at once (the transport already knows the sender); at most one per 0.1 s."""
+        try:
+            ok = decode_hello(msg).fingerprint == self.fingerprint
+        except FrameError:
+            ok = False
+        self.hellos += ok
+        self.hellos_rejected += not ok
+        if ok and self.src.clock() - self._last_sent >= 0.1:
+            self._next = 0.0
+            self.tick()
+
     def stats(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "sent": self.sent, "delivered": self.delivered}
+        return {"epoch": self.epoch, "sent": self.sent, "delivered": self.delivered,
+                "hellos": self.hellos, "hellos_rejected": self.hellos_rejected}
 
 
 def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: CaptureWriter | None, *,
@@ -248,6 +265,10 @@ def _loop(agg: PhoneAggregator, src: Source, stream: TextIO | None, cap: Capture
         if beacons is not None:
             beacons.tick()
         for a in src.read(poll):
+            if is_hello(a.frame):        # a node asking for its first beacon, not a frame
+                if beacons is not None:
+                    beacons.on_hello(a.frame)
+                continue
             if cap is not None:
                 write("capture frames", cap.write, a.frame, a.time)
             frames += 1

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-PIPELINE_LABELS = {"float": "float reference", "tflite_int8": "int8 TFLite (LiteRT)",
-                   "onnx_int8": "int8 ONNX (ONNX Runtime)"}
-COLORS = {"float": "#4c72b0", "tflite_int8": "#dd8452", "onnx_int8": "#55a868"}
+PIPELINE_LABELS = {"float": "float reference", "tflm_int8": "int8 TFLite Micro (node)",
+                   "tflite_int8": "int8 TFLite (LiteRT)", "onnx_int8": "int8 ONNX (ONNX Runtime)"}
+COLORS = {"float": "#4c72b0", "tflm_int8": "#c44e52", "tflite_int8": "#dd8452",
+          "onnx_int8": "#55a868"}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
@@ -56,7 +57,7 @@ def esc(v: Any) -> str:
 
 
 def badge(ok: bool | None) -> str:
-    """PASS / FAIL / n/a as a coloured pill."""
+    """PASS / FAIL / n/a (measured, not gated) as a coloured pill."""
     if ok is None:
         return "<span class='badge na'>n/a</span>"
     return f"<span class='badge {'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</span>"

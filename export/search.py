@@ -31,9 +31,6 @@ from crossl_edge.runtime.backends import run_each
 
 log = logging.getLogger(__name__)
 
-TOP_LAYERS = 5
-
-
 class SearchFailed(CheckFailed):
     """No scheme met the targets; ``report`` says what was tried and which layers are to blame."""
 
@@ -73,10 +70,7 @@ def tflm_tolerance(path: Path, windows: np.ndarray, judge: Judge, name: str) -> 
     lat_x, q_x, qin, qlat = tflite_int8_latents(path, windows)
     _, q_b, _, _ = tflite_int8_latents(path, windows, xnnpack=False)
     micro = tflm.run_tflm(path, qin.quantize(windows.transpose(0, 2, 1))[:, None])[:, 0]
-    diff = np.abs(micro.astype(int) - q_b.astype(int))
-    return {"max_lsb_vs_litert_builtin": int(diff.max()),
-            "max_lsb_vs_litert_xnnpack": int(np.abs(micro.astype(int) - q_x).max()),
-            "latents_differing": float((diff > 0).mean()),
+    return {**tflm.compare_lsb(micro, q_b, q_x),
             "prediction_disagreements": judge.disagreements(name, qlat.dequantize(micro), lat_x),
             "windows": int(len(windows)), "version": tflm.tflm_version()}
 
@@ -199,17 +193,12 @@ def search_onnx(scratch: Path, *, float_onnx: bytes, calib: np.ndarray, judge: J
     return trials, chosen, why
 
 
-def worst_layers(twins: Twins, calib: np.ndarray, scheme: Scheme,
-                 top: int = TOP_LAYERS) -> list[dict[str, Any]]:
-    """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
-    TensorFlow's QuantizationDebugger on the calibration windows of ``scheme``."""
-    from crossl_edge.export.tflite_export import calibration_set, int8_converter, layer_errors
+def worst_layers(twins: Twins, calib: np.ndarray, scheme: Scheme) -> list[dict[str, Any]]:
+    """The int8 layers with the largest quantization error, worst first, for ``scheme``."""
+    from crossl_edge.export.tflite_export import rank_layers
 
-    x = calibration_set(calib, percentile=scheme.input_percentile, headroom=scheme.headroom)
-    conv = int8_converter(twins(scheme.layernorm), window=calib.shape[2],
-                          channels=calib.shape[1], calibration=x,
-                          per_channel=scheme.per_channel)
-    return layer_errors(conv, x, top=top)
+    return rank_layers(twins(scheme.layernorm), calib, percentile=scheme.input_percentile,
+                       headroom=scheme.headroom, per_channel=scheme.per_channel)
 
 
 def failure_report(name: str, fmt: str, trials: list[Trial], targets: Targets, *, twins: Twins,

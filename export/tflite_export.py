@@ -20,6 +20,7 @@ from crossl_edge.errors import CheckFailed, DataError
 log = logging.getLogger(__name__)
 
 MIN_CALIBRATION = 4
+TOP_LAYERS = 8          # layers a failure report and parity's localisation rank
 
 
 def import_tf() -> Any:
@@ -170,7 +171,7 @@ def float_tensor_ops(tflite_bytes: bytes) -> list[str]:
 
 
 def layer_errors(converter: Any, calibration: np.ndarray, *,
-                 top: int) -> list[dict[str, Any]]:
+                 top: int = TOP_LAYERS) -> list[dict[str, Any]]:
     """The int8 layers with the largest quantization error (RMSE / scale), worst first, from
     TensorFlow's QuantizationDebugger running ``converter`` on ``calibration`` (N, C, T)."""
     import csv
@@ -194,3 +195,14 @@ def layer_errors(converter: Any, calibration: np.ndarray, *,
                      "max_abs_error": float(r.get("max_abs_error") or 0), "scale": scale})
     rows.sort(key=lambda r: -r["rmse_over_scale"])
     return rows[:top]
+
+
+def rank_layers(twin: Any, windows: np.ndarray, *, percentile: float = 100.0,
+                headroom: float = 1.0, per_channel: bool = True,
+                top: int = TOP_LAYERS) -> list[dict[str, Any]]:
+    """`layer_errors` of ``twin`` converted with one scheme's options on its calibration set
+    (``windows`` (N, C, T) clipped and widened as the scheme calibrates)."""
+    x = calibration_set(windows, percentile=percentile, headroom=headroom)
+    conv = int8_converter(twin, window=windows.shape[2], channels=windows.shape[1],
+                          calibration=x, per_channel=per_channel)
+    return layer_errors(conv, x, top=top)

@@ -172,8 +172,8 @@ def test_manifest_errors(tiny_bundle: Path, tmp_path: Path) -> None:
 def test_crossl_bundle_parity(crossl_bundle: Path) -> None:
     from crossl_edge.export.parity import ParityThresholds, run_parity
 
-    r = run_parity(crossl_bundle, thresholds=ParityThresholds(min_cosine=0.9, max_f1_drop=1.0,
-                                                                 min_sqnr_db=0.0))
+    r = run_parity(crossl_bundle, thresholds=ParityThresholds(
+        min_cosine=0.9, max_f1_drop=1.0, min_sqnr_db=0.0, max_flip_rate=1.0, margin_quantile=1.0))
     assert r.passed, r.failures
     for enc in r.encoders.values():
         assert enc["float_max_abs_err"]["tflite"] < 1e-4

@@ -11,7 +11,8 @@ import pytest
 
 from crossl_edge.manifest import manifest_fingerprint
 
-LOOSE = ["--min-cosine", "0.9", "--max-f1-drop", "1", "--min-sqnr-db", "0"]
+LOOSE = ["--min-cosine", "0.9", "--max-f1-drop", "1", "--min-sqnr-db", "0",
+         "--max-flip-rate", "1", "--margin-quantile", "1"]
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -24,15 +25,17 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]
 
 
 def test_parity_metrics(tiny_bundle: Path) -> None:
-    from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
+    from crossl_edge.export.parity import PIPELINES, ParityThresholds, format_table, run_parity
 
-    r = run_parity(tiny_bundle, thresholds=ParityThresholds(min_cosine=0.9, max_f1_drop=1.0,
-                                                               min_sqnr_db=0.0))
+    r = run_parity(tiny_bundle, thresholds=ParityThresholds(
+        min_cosine=0.9, max_f1_drop=1.0, min_sqnr_db=0.0, max_flip_rate=1.0,
+        margin_quantile=1.0))
     assert r.passed and r.reference == "pytorch" and r.n_windows == 40
+    assert r.pipelines == list(PIPELINES) and r.gated == ["tflm_int8", "onnx_int8"]
     assert [s["present"] for s in r.subsets] == [["acc", "gyro"], ["acc"], ["gyro"]]
     for enc in r.encoders.values():
         assert enc["float_max_abs_err"]["onnx"] < 1e-4
-        for p in ("tflite_int8", "onnx_int8"):
+        for p in PIPELINES:
             s = enc["int8"][p]
             assert 0.99 <= s["cosine_mean"] <= 1.0 and s["sqnr_db"] > 15
         assert enc["tflm"]["max_lsb_vs_litert_builtin"] <= 2
@@ -41,9 +44,23 @@ def test_parity_metrics(tiny_bundle: Path) -> None:
     assert r.schemes["acc"]["tflite_int8"]["scheme"].startswith("minmax/")
     row = r.subsets[0]
     assert len(row["float"]["confusion"]) == 4 and "f1_drop" in row["tflite_int8"]
-    assert json.loads(json.dumps(r.to_json()))["schemes"] == r.schemes
+    for p in PIPELINES:                          # the decision's measurements, every pipeline
+        q = row[p]
+        assert q["flip_rate"] == pytest.approx(len(q["changed"]) / 40)
+        lo, hi = q["f1_drop_ci95"]
+        assert lo <= hi and q["verdicts"]["f1_drop"] is None     # 40 < 1,000 windows: not gated
+        assert q["verdicts"]["flip_rate"] and q["verdicts"]["margin"]
+    lo, hi = row["float"]["macro_f1_ci95"]
+    assert lo <= row["float"]["macro_f1"] <= hi
+    # the TFLM pipeline is the node's: TFLM latents through the phone model, on its own
+    assert r.arrays["acc/tflm_int8"].shape == r.arrays["acc/tflite_int8"].shape
+    obj = json.loads(json.dumps(r.to_json()))
+    assert obj["schemes"] == r.schemes and obj["gated"] == r.gated and obj["f1_gated"] is False
+    assert any("not gated: 40 test windows < 1000" in n for n in r.notes)
     table = format_table(r)
     assert "acc+gyro" in table and "scheme minmax/" in table and "tflm=litert" in table
+    assert "tflm8 F1" in table and "threshold: flip rate <= 100%" in table
+    assert "gated from 1000 test windows (40 here): n/a" in table
 
 
 def test_parity_cli_report(tiny_bundle: Path, tmp_path: Path,
@@ -69,7 +86,8 @@ def test_parity_catches_tampered_quantization(tiny_bundle: Path, tmp_path: Path,
     f.write_text(json.dumps(obj))
     rep = tmp_path / "rep"
     code, out, err = _cli(["parity", str(bad), "--report", str(rep)], capsys)
-    assert code == 1 and "gyro tflite_int8: latent SQNR" in err and "FAILED" in out
+    assert code == 1 and "gyro tflm_int8: latent SQNR" in err and "FAILED" in out
+    assert "gyro onnx_int8" not in err            # the ONNX artifacts were not touched
     loc = json.loads((rep / "parity.json").read_text())["localisation"]
     assert loc["gyro"] and "rmse_over_scale" in loc["gyro"][0]
     assert "Layer localisation" in (rep / "report.html").read_text()

@@ -79,18 +79,31 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--data", type=click.Path(), default=None,
               help="Dataset path in place of the one recorded in the bundle.")
-@click.option("--min-cosine", type=float, default=0.99, show_default=True,
-              help="Minimum mean latent cosine, int8 vs float, per encoder.")
+@click.option("--max-flip-rate", type=float, default=0.01, show_default=True,
+              help="Largest share of test windows whose int8 prediction may differ from float, "
+                   "on every subset of modalities.")
+@click.option("--margin-quantile", type=float, default=0.10, show_default=True,
+              help="Every changed window must be among this share of the float model's closest "
+                   "calls (smallest top-1 minus top-2 logit margin).")
 @click.option("--max-f1-drop", type=float, default=0.01, show_default=True,
               help="Maximum macro-F1 drop (0.01 = 1 point) on every subset of modalities.")
+@click.option("--min-f1-windows", type=int, default=1000, show_default=True,
+              help="Gate the macro-F1 drop only on test sets of at least this many windows "
+                   "(smaller: reported with a bootstrap 95% interval).")
+@click.option("--min-cosine", type=float, default=0.99, show_default=True,
+              help="Minimum mean latent cosine, int8 vs float, per encoder.")
 @click.option("--min-sqnr-db", type=float, default=15.0, show_default=True,
               help="Minimum latent SQNR (dB), int8 vs float, per encoder.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write parity.json and report.html (with plots) to this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: float,
-               min_sqnr_db: float, report_dir: str | None, as_json: bool) -> None:
-    """Check BUNDLE's int8 encoders and pipeline against float PyTorch (exit 1 on a miss).
+def parity_cmd(bundle: str, data: str | None, max_flip_rate: float, margin_quantile: float,
+               max_f1_drop: float, min_f1_windows: int, min_cosine: float, min_sqnr_db: float,
+               report_dir: str | None, as_json: bool) -> None:
+    """Check BUNDLE's int8 pipelines against float PyTorch (exit 1 on a miss).
+
+    The gates apply to TFLite Micro's int8 encoders (what a node runs) and ONNX int8, each
+    followed by the phone model; LiteRT int8 is measured beside them.
 
     \b
     Example:
@@ -100,11 +113,12 @@ def parity_cmd(bundle: str, data: str | None, min_cosine: float, max_f1_drop: fl
     from crossl_edge.export.parity import ParityThresholds, format_table, run_parity
     from crossl_edge.outputs import output_dir, prepare_output
 
+    thresholds = ParityThresholds(min_cosine=min_cosine, min_sqnr_db=min_sqnr_db,
+                                  max_flip_rate=max_flip_rate, margin_quantile=margin_quantile,
+                                  max_f1_drop=max_f1_drop, min_f1_windows=min_f1_windows)
     if report_dir:
         prepare_output(report_dir, kind="report", inputs=(bundle, data), flag="--report")
-    result = run_parity(bundle, data=data,
-                        thresholds=ParityThresholds(min_cosine=min_cosine, max_f1_drop=max_f1_drop,
-                                                   min_sqnr_db=min_sqnr_db))
+    result = run_parity(bundle, data=data, thresholds=thresholds)
     if report_dir:
         from crossl_edge.export.report import write_report
 

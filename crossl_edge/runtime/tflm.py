@@ -123,3 +123,17 @@ def measure_arena(model: str | Path, *, slack: int = 64) -> ArenaResult:
     model = Path(model)
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     return _arena_cached(digest, str(model.resolve()), slack)
+
+
+def compare_lsb(micro: np.ndarray, builtin: np.ndarray,
+                xnnpack: np.ndarray | None = None) -> dict[str, float | int]:
+    """TFLite Micro's int8 outputs vs LiteRT's builtin kernels (and XNNPACK's) on the same
+    inputs: the largest difference in LSB and the share of values that differ at all."""
+    diff = np.abs(np.asarray(micro, np.int32) - np.asarray(builtin, np.int32))
+    out: dict[str, float | int] = {"max_lsb_vs_litert_builtin": int(diff.max(initial=0)),
+                                   "latents_differing": float((diff > 0).mean())}
+    if xnnpack is not None:
+        out["max_lsb_vs_litert_xnnpack"] = int(np.abs(np.asarray(micro, np.int32)
+                                                      - np.asarray(xnnpack, np.int32)).max(
+                                                          initial=0))
+    return out

@@ -15,13 +15,13 @@ from typing import Any
 
 from crossl_edge.atomic import atomic_dir
 from crossl_edge.errors import CheckFailed, UsageError
-from crossl_edge.firmware_bridge import codegen, measure, node_example, resources
+from crossl_edge.firmware_bridge import codegen, energy, measure, node_example, resources
 from crossl_edge.firmware_bridge.buildfile import makefile
 from crossl_edge.firmware_bridge.resolver import int8_only_ops, resolver_header
 from crossl_edge.firmware_bridge.secure_node import KEY_C, write_secure_common
 from crossl_edge.manifest import Manifest, ModalityEntry
 from crossl_edge.runtime.bundle import open_bundle
-from crossl_edge.wire.frame import fingerprint32
+from crossl_edge.wire.frame import OVERHEAD_BY_VERSION, fingerprint32
 from crossl_edge.wire.frame_c import HEADER_PATH
 from crossl_edge.wire.secure import NetworkKey
 
@@ -53,10 +53,18 @@ class FirmwareReport:
 
     def table(self) -> str:
         if any("measured" in r for r in self.modalities.values()):
-            return resources.measured_table(self.modalities, flash_budget=self.flash_budget,
+            text = resources.measured_table(self.modalities, flash_budget=self.flash_budget,
                                             ram_budget=self.ram_budget)
-        return resources.table(self.modalities, flash_budget=self.flash_budget,
-                               ram_budget=self.ram_budget)
+        else:
+            text = resources.table(self.modalities, flash_budget=self.flash_budget,
+                                   ram_budget=self.ram_budget)
+        return "\n\n".join(t for t in (text, energy.table(self.modalities)) if t)
+
+
+def _stats(entry: ModalityEntry) -> dict[str, Any]:
+    """The encoder's manifest stats as JSON (a plain dict or a typed record with to_json)."""
+    s: Any = entry.stats
+    return s.to_json() if hasattr(s, "to_json") else dict(s or {})
 
 
 def _arena(entry: ModalityEntry, model: Path) -> tuple[int, str]:
@@ -66,7 +74,7 @@ def _arena(entry: ModalityEntry, model: Path) -> tuple[int, str]:
     if tflm.tflm_available():
         res = tflm.measure_arena(model)
         return res.minimum_bytes, f"tflite-micro {tflm.tflm_version()}"
-    rec = (entry.stats or {}).get("tflm") or {}
+    rec = _stats(entry).get("tflm") or {}
     if "arena_min_bytes" in rec:
         log.warning("tflite-micro is not installed: using the arena measured at export")
         return int(rec["arena_min_bytes"]), f"tflite-micro {rec.get('version', '?')} at export"
@@ -164,7 +172,7 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path, *,
     _write(moddir / "node_example.c", node_example.node_source(spec, sealed=sealed))
     code = resources.code_estimate(g.ops, None if sealed else node_code_size(moddir, p))
     state = node_example.node_state_bytes(spec, sealed=sealed)
-    params = int((entry.stats or {}).get("params") or g.constant_elements)
+    params = int(_stats(entry).get("params") or g.constant_elements)
     return {
         "modality_id": entry.id, "model": rel, "model_sha256": spec.model_sha256,
         "ops": g.ops, "op_count": g.op_count, "params": params,
@@ -244,25 +252,58 @@ def _apply_measured(report: dict[str, dict[str, Any]], measured: dict[str, Any])
         r.pop("latency_estimate", None)
 
 
+def _work(r: dict[str, Any]) -> dict[str, tuple[float, str, bool]]:
+    """Per M4 kernel set: (instructions measured per window, or cycles estimated from MACs)."""
+    m4 = {cfg.split("/", 1)[1]: f for cfg, f in r.get("measured", {}).items()
+          if cfg.startswith("cortex-m4/")}
+    if m4:
+        return {k: (float(n), f"measured: {n:,} instructions per window (node push: normalize, "
+                              f"quantize, invoke, frame) on QEMU mps2-an386 -icount, cortex-m4/{k}",
+                    True)
+                for k, f in m4.items() if (n := f["instructions"]["per_window"])}
+    est = r["latency_estimate"]["cortex-m4@120MHz"]
+    return {k: (float(est[f"{k}_cycles"]), f"estimate from {r['macs']:,} MACs (resources.py "
+                f"throughput model, cycles; no --build)", False)
+            for k in ("cmsis_nn", "reference")}
+
+
+def _energy(m: Manifest, report: dict[str, dict[str, Any]],
+            profiles: list[tuple[energy.McuProfile, energy.RadioProfile]],
+            hop: int | None) -> None:
+    frame = max(OVERHEAD_BY_VERSION.values()) + m.latent_dim  # the v2 frame, int8 latent
+    for e in m.modalities:
+        h = energy.hop_of(e.window, e.sample_rate_hz, hop=hop,
+                          manifest_hop=getattr(e, "hop", None))
+        report[e.name]["energy"] = energy.modality_energy(
+            profiles=profiles, hop=h, channels=len(e.channels), frame_bytes=frame,
+            work=_work(report[e.name]))
+
+
 def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
                       ram_budget: int = 64 * 1024,
                       build: measure.BuildOptions | None = None,
-                      key: NetworkKey | None = None) -> FirmwareReport:
+                      profiles: list[tuple[energy.McuProfile, energy.RadioProfile]] | None = None,
+                      hop: int | None = None, key: NetworkKey | None = None) -> FirmwareReport:
     """Generate OUT/<modality>/, OUT/common/, OUT/crossl.mk and OUT/resources.json from ``bundle``.
 
     With ``build``: also compile TFLite Micro and every node image, run the bundle's sample
     windows through them (host and QEMU Cortex-M4F), check the frames against LiteRT and write
     the measured figures instead of the estimates (images and link maps in OUT/build/).
     Files are written (atomically) even when a budget is exceeded; the report says which.
+    ``profiles`` (MCU, radio) pairs for the energy estimate (default: every shipped MCU with its
+    radio); ``hop`` new samples per window (default: the manifest's, else the window).
     With ``key`` the nodes seal their frames and verify beacons; the key goes only into
     OUT/common/crossl_network_key.c (mode 0600), never into reports.
     """
+    profiles = energy.node_profiles() if profiles is None else profiles
     m = open_bundle(bundle)  # hash check: a corrupt model fails here (CheckFailed, exit 1)
     names = [codegen.check_identifier(e.name) for e in m.modalities]
     upper = [n.upper() for n in names]
     if len(set(upper)) != len(upper):
         raise UsageError(f"modality names {names} collide once upper-cased (C macros); "
                          "rename them and re-export the bundle.")
+    for e in m.modalities:  # a bad --hop fails before anything is built
+        energy.hop_of(e.window, e.sample_rate_hz, hop=hop)
     out = Path(out)
     report: dict[str, dict[str, Any]] = {}
     with atomic_dir(out) as tmp:
@@ -280,6 +321,7 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         if build is not None:
             measured = _measure(m, tmp, report, build)
             _apply_measured(report, measured)
+        _energy(m, report, profiles, hop)
         over = resources.check_budget(report, flash_budget=flash_budget, ram_budget=ram_budget)
         doc = {"bundle_fingerprint": f"{fingerprint32(m.fingerprint):08x}",
                "toolkit_version": m.toolkit_version,
@@ -289,6 +331,7 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         if measured is not None:
             doc["builds"] = measured["builds"]
             doc["assumptions"] = resources.measured_assumptions()
+        doc["energy_assumptions"] = energy.assumptions(profiles)
         _write(tmp / "resources.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
         _write(tmp / "README.md", _readme(m, names))
         for f in tmp.rglob("*"):

@@ -81,12 +81,14 @@ def on_beacon(s: SyncState, *, epoch: int, phone_us: int, origin_us: int,
               local_us: int) -> int:
     """Take one beacon received at ``local_us``; SYNC_RESYNC when the estimate was (re)set.
 
-    First beacon, a new epoch, or an error beyond SYNC_STEP_US: step onto it (rate kept).
-    Otherwise per block of SYNC_BLOCK beacons keep the one with the least delay (largest
-    phone - mapped local; delays only ever add, so this rejects jitter) and re-anchor there.
-    The rate follows the slope from a reference block minimum to the newest: the first slope
-    after boot whole, later ones (baseline >= SYNC_MIN_BASELINE_US) with gain 1/SYNC_RATE_GAIN;
-    the reference moves up once it is SYNC_REF_SPAN_US old."""
+    First beacon, a new epoch, or an error beyond SYNC_STEP_US: step onto it (rate kept; block
+    and rate reference dropped; this beacon opens no block). Otherwise per block of SYNC_BLOCK
+    beacons keep the one with the least delay (largest phone - mapped local, the first on ties;
+    delays only ever add, so this rejects jitter) and re-anchor there. The rate follows the
+    slope from the reference block minimum to the newest, over dl in local time with
+    SYNC_MIN_BASELINE_US <= dl <= SYNC_MAX_BASELINE_US: the first slope after boot whole,
+    later ones with gain 1/SYNC_RATE_GAIN; the reference moves to the newest minimum when
+    there is none, dl is unusable, or dl > SYNC_REF_SPAN_US."""
     err = _i64(phone_us - to_phone(s, local_us)) if s.synced else 0
     if not s.synced or epoch != s.epoch or abs(err) > SYNC_STEP_US:
         s.synced, s.epoch, s.origin_us = 1, epoch, origin_us

@@ -190,8 +190,11 @@ def render_doc() -> str:
         "`crossl_edge.wire.timebase` (`SyncState`, `on_beacon`, `to_phone`, `sample_index`, "
         "`sample_due_local`, `GridWindower`); C: `crossl_beacon_*`, `crossl_sync_*`, "
         "`crossl_grid_push` in the same header; the generated `node_example.c` uses them.",
+        "- Bootstrap: `crossl_edge.wire.hello` (`Hello`, `encode_hello`, `decode_hello`); C: "
+        "`crossl_hello_encode`, `crossl_hello_decode`. Conformance vectors: "
+        "`crossl_edge/wire/conformance/*.json` (`crossl_edge.wire.conformance_vectors`).",
         "- This file, the header and the Python codec all come from the tables in "
-        "`crossl_edge/wire/frame.py`, `beacon.py` and `timebase.py`; tests fail when a "
+        "`crossl_edge/wire/frame.py`, `beacon.py`, `hello.py` and `timebase.py`; tests fail when a "
         "checked-in copy is stale.",
         "",
     ]

@@ -163,6 +163,9 @@ def subset_table_warnings(rows: Sequence[Mapping[str, Any]], *,
                           and "macro_f1" in v]
     out = []
     for p in pipes:
-        lines = harm_warnings(rows, names, lambda r, p=p: r[p]["macro_f1"], devices=devices)
+        def score(r: Mapping[str, Any], p: str = p) -> float:
+            return float(r[p]["macro_f1"])
+
+        lines = harm_warnings(rows, names, score, devices=devices)
         out += [f"{x} [{p}]" for x in lines if x.startswith("warning")]
     return out + ([f"note: {HARM_ADVICE}"] if out else [])

@@ -91,7 +91,8 @@ class PlanResult:
         return plot_plan(self, path)
 
 
-def plan(bundle: str | Path, *, parity: str | Path | None = None, data: str | Path | None = None,
+def run_plan(bundle: str | Path, *, parity: str | Path | None = None,
+             data: str | Path | None = None,
          firmware: str | Path | None = None, max_windows: int | None = None) -> PlanResult:
     """Plan ``bundle``: the F1 table from ``parity`` (a parity.json), else BUNDLE/parity.json,
     else computed on the test windows (``data``, else the run's test split, else the bundle's
@@ -115,7 +116,13 @@ def majority_f1(support: list[int]) -> float:
     baseline), scored like every other row."""
     y = np.repeat(np.arange(len(support)), support)
     k = int(np.argmax(support))
-    return float(scores(y, np.full(len(y), k), len(support))["macro_f1"])
+    return _f1(scores(y, np.full(len(y), k), len(support)))
+
+
+def _f1(s: dict[str, object]) -> float:
+    f1 = s["macro_f1"]
+    assert isinstance(f1, float)
+    return f1
 
 
 def make_plan(m: Manifest, table: dict[str, dict[frozenset[str], float]], support: list[int],
@@ -206,7 +213,7 @@ def table_from_windows(m: Manifest, data: str | Path | None, *, max_windows: int
             idx = [i for i, n in enumerate(m.names) if n in s]
             pred = np.array([int(np.argmax(agg.infer({i: lat[i][w] for i in idx})))
                              for w in range(len(y))])
-            table[p][frozenset(s)] = float(scores(y, pred, k)["macro_f1"])
+            table[p][frozenset(s)] = _f1(scores(y, pred, k))
     used = sorted(set(kinds.values()))
     support = np.bincount(y, minlength=k).astype(int).tolist()
     return table, support, f"computed on {len(y)} windows of {label} ({', '.join(used)})"

@@ -19,9 +19,11 @@ COSTS = ("flash_bytes", "ram_bytes", "instructions", "energy_mj")
 # CPU running from flash with the cache on and the DC/DC regulator, 52 uA/MHz at 64 MHz (product
 # specification v1.7, "CPU running CoreMark from flash") = 3.3 mA at 3.0 V; 1.2 cycles per
 # instruction (assumed). CPU only: the radio's share is not counted here.
-ENERGY_MODEL = {"mcu": "nRF52840 @ 64 MHz, 3.0 V, DC/DC", "cpu_current_a": 52e-6 * 64,
-                "voltage_v": 3.0, "clock_hz": 64e6, "cycles_per_instruction": 1.2,
-                "scope": "CPU only (encoder invokes), radio not counted"}
+MCU = "nRF52840 @ 64 MHz, 3.0 V, DC/DC"
+CPU_CURRENT_A = 52e-6 * 64
+VOLTAGE_V = 3.0
+CLOCK_HZ = 64e6
+CYCLES_PER_INSTRUCTION = 1.2
 INSTRUCTIONS_PER_MAC = 2.0  # CMSIS-NN int8 on a Cortex-M4: ~0.5 MAC/cycle, ~1 instruction/cycle
 
 
@@ -44,16 +46,15 @@ class DeviceCost:
 
 
 def energy_mj(instructions: float | None) -> float | None:
-    """CPU energy (mJ, estimate) of ``instructions`` on ENERGY_MODEL's microcontroller."""
+    """CPU energy (mJ, estimate) of ``instructions`` on the MCU above."""
     if instructions is None:
         return None
-    e = ENERGY_MODEL
-    seconds = instructions * e["cycles_per_instruction"] / e["clock_hz"]
-    return seconds * e["cpu_current_a"] * e["voltage_v"] * 1e3
+    seconds = instructions * CYCLES_PER_INSTRUCTION / CLOCK_HZ
+    return seconds * CPU_CURRENT_A * VOLTAGE_V * 1e3
 
 
-ENERGY_SOURCE = (f"estimate: instructions x {ENERGY_MODEL['cycles_per_instruction']} CPI on "
-                 f"{ENERGY_MODEL['mcu']} at 52 uA/MHz (datasheet), CPU only")
+ENERGY_SOURCE = (f"estimate: instructions x {CYCLES_PER_INSTRUCTION} CPI on {MCU} at 52 uA/MHz "
+                 "(datasheet), CPU only")
 
 
 def device_costs(m: Manifest, raw: dict[str, Any], firmware: str | Path | None
@@ -134,7 +135,8 @@ def _num(d: Any, *keys: str) -> float | None:
 
 
 def _instructions(r: dict[str, Any]) -> tuple[float | None, str]:
-    runs = r.get("measured") if isinstance(r.get("measured"), dict) else {}
+    measured = r.get("measured")
+    runs: dict[str, Any] = measured if isinstance(measured, dict) else {}
     m4 = sorted(k for k in runs if k.startswith("cortex-m4"))
     pick = next((k for k in m4 if "cmsis" in k), m4[0] if m4 else None)
     if pick is not None and _num(runs[pick], "instructions", "per_window") is not None:
@@ -143,10 +145,27 @@ def _instructions(r: dict[str, Any]) -> tuple[float | None, str]:
     return cycles, "estimate: Cortex-M4 CMSIS-NN cycles from MACs (firmware generator)"
 
 
+def _firmware_energy(r: dict[str, Any]) -> tuple[float, str] | None:
+    """Encode + send (mJ) from the firmware's energy record: the nRF52840 node if listed (else
+    the first), CMSIS-NN kernels if listed (else the first set)."""
+    profiles = (r.get("energy") or {}).get("profiles") if isinstance(r.get("energy"), dict) \
+        else None
+    if not isinstance(profiles, dict) or not profiles:
+        return None
+    node = next((k for k in profiles if k.startswith("nrf52840")), next(iter(profiles)))
+    sets = profiles[node] if isinstance(profiles[node], dict) else {}
+    kernels = "cmsis_nn" if "cmsis_nn" in sets else next(iter(sets), None)
+    uj = _num(sets.get(kernels), "encode_and_send_uj") if kernels else None
+    if uj is None:
+        return None
+    return uj / 1e3, (f"firmware energy estimate: encode + send the frame per hop, {node}, "
+                      f"{kernels} kernels (resources.json)")
+
+
 def _energy(records: list[dict[str, Any]], instructions: float | None) -> tuple[float | None, str]:
-    got = [_num(r, "energy", "per_window_mj") for r in records]
+    got = [_firmware_energy(r) for r in records]
     if got and all(g is not None for g in got):
-        return float(sum(g for g in got if g is not None)), "resources.json energy.per_window_mj"
+        return float(sum(g[0] for g in got if g)), next(g[1] for g in got if g)
     return energy_mj(instructions), ENERGY_SOURCE
 
 

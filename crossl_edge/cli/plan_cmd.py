@@ -38,7 +38,7 @@ def plan_cmd(bundle: str, parity_json: str | None, data: str | None, firmware: s
     """
     from crossl_edge.atomic import write_json, write_text
     from crossl_edge.outputs import output_dir, prepare_file, prepare_output, removed_on_failure
-    from crossl_edge.plan import plan
+    from crossl_edge.plan import run_plan
     from crossl_edge.plan_report import render_html
 
     inputs = (bundle, parity_json, data, firmware)
@@ -46,7 +46,7 @@ def plan_cmd(bundle: str, parity_json: str | None, data: str | None, firmware: s
         prepare_file(plot, inputs=inputs, flag="--plot")
     if report_dir:
         prepare_output(report_dir, kind="report", inputs=inputs, flag="--report")
-    res = plan(bundle, parity=parity_json, data=data, firmware=firmware,
+    res = run_plan(bundle, parity=parity_json, data=data, firmware=firmware,
                max_windows=max_windows)
     if plot:
         with removed_on_failure(plot):

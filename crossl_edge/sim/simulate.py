@@ -268,7 +268,8 @@ def simulate(bundle: str | Path, *, data: str | Path | None = None,
     nodes = {m.name: SensorNode(manifest, m, backend=backend) for m in manifest.modalities}
     latents = {n: np.stack([node.encode(x) for x in xs[n]]) for n, node in nodes.items()}
     oracle = _Offline(manifest, latents, backend)
-    base = {"jitter_s": jitter_s, "duplicate_rate": duplicate_rate, "reorder_rate": reorder_rate}
+    base: dict[str, Any] = {"jitter_s": jitter_s, "duplicate_rate": duplicate_rate,
+                            "reorder_rate": reorder_rate}
     runs: list[tuple[str, ChannelModel]] = [
         (f"loss={p:g}", ChannelModel(loss=p, outage=dict(outage or {}), **base))
         for p in loss_rates]

@@ -12,9 +12,23 @@ from typing import TYPE_CHECKING
 import click
 
 from crossl_edge.cli.common import echo_json
+from crossl_edge.data.registry import DEFAULT_DATASET, available
+from crossl_edge.errors import UsageError
 
 if TYPE_CHECKING:
     from crossl_edge.train.progress import Reporter
+
+
+@contextmanager
+def _torch_needed(verb: str) -> Iterator[None]:
+    """Turn a missing PyTorch into one sentence (exit 2) instead of an import traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        raise UsageError(f"`crossl-edge {verb}` needs PyTorch, which is not installed; install "
+                         "the train extra: pip install 'crossl-edge[train]'.") from None
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -104,9 +118,9 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
 )
 @click.option(
     "--dataset",
-    default="basicmotions",
+    default=DEFAULT_DATASET,
     show_default=True,
-    help="basicmotions, pamap2, wesad, sleepedf, crossl-npz or npz.",
+    help=f"One of: {', '.join(available())}.",
 )
 @click.option("--data", "data_path", default=None, help="Folder/file of the raw dataset.")
 @click.option(
@@ -116,7 +130,16 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
     metavar="KEY=VALUE",
     help="Loader option, e.g. window=256 or test_subjects='[\"105\"]' (repeatable).",
 )
-@click.option("--modalities", default=None, help="Comma-separated subset, e.g. acc,gyro.")
+@click.option(
+    "--modalities", default=None,
+    help="Comma-separated subset, e.g. acc,gyro; chosen before loading, so windows are kept "
+    "wherever one of these streams arrived.",
+)
+@click.option(
+    "--strict-sensors", is_flag=True,
+    help="Refuse data where a sensor is stuck, NaN or missing, as before, instead of training "
+    "with it absent in those windows.",
+)
 @click.option(
     "--mode",
     type=click.Choice(["ssl", "fine", "sup"]),
@@ -198,6 +221,7 @@ def train(
     data_path: str | None,
     data_options: tuple[str, ...],
     modalities: str | None,
+    strict_sensors: bool,
     as_json: bool,
     resume: bool,
     overwrite: bool,
@@ -210,17 +234,26 @@ def train(
       crossl-edge train --out runs/bm --mode fine --encoder edge
       torchrun --nproc-per-node 2 -m crossl_edge.cli train --out runs/ddp   # DDP
     """
-    from crossl_edge.evaluate import format_table
+    import inspect
+
+    from crossl_edge.data.registry import resolve
     from crossl_edge.outputs import removed_on_failure
     from crossl_edge.rundir import CHECKPOINT_PT as CHECKPOINT
-    from crossl_edge.train.config import TrainConfig
-    from crossl_edge.train.run import train_run
 
+    with _torch_needed("train"):
+        from crossl_edge.evaluate import format_table
+        from crossl_edge.train.config import TrainConfig
+        from crossl_edge.train.run import train_run
+
+    options = _parse_options(data_options)
+    if strict_sensors and "strict_sensors" in inspect.signature(resolve(dataset)).parameters:
+        options["strict_sensors"] = True  # a loader without it never marks a sensor absent
     cfg = TrainConfig(
         dataset=dataset,
         data_path=data_path,
-        data_options=_parse_options(data_options),
-        modalities=tuple(modalities.split(",")) if modalities else None,
+        data_options=options,
+        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip())
+        if modalities else None,
         **kw,
     )  # type: ignore[arg-type]
     import os
@@ -246,14 +279,16 @@ def train(
               "absent together): a map like waist=body_acc,gyro, or a bundle folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate_cmd(run: Path, data: str | None, as_json: bool, devices: str | None = None) -> None:
-    """Accuracy and macro-F1 of a run on its test split, for every subset of modalities.
+    """Accuracy and macro-F1 of a run on its test split, for every subset of modalities, and
+    beside each the windows where exactly that subset arrived (sensors absent in the data).
 
     \b
     Example:
       crossl-edge evaluate runs/bm --json
       crossl-edge evaluate runs/uci --devices waist=body_acc,gyro;pocket=total_acc
     """
-    from crossl_edge.evaluate import evaluate_run, format_table
+    with _torch_needed("evaluate"):
+        from crossl_edge.evaluate import evaluate_run, format_table
 
     result = evaluate_run(run, data=data, devices=devices)
     if as_json:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 
 from crossl_edge import checkpoint
 from crossl_edge.atomic import write_json
-from crossl_edge.data.registry import load_dataset
+from crossl_edge.data.registry import load_dataset, resolve
 from crossl_edge.data.windows import Dataset, Normalizer, stratified_split
 from crossl_edge.errors import UsageError
 from crossl_edge.evaluate import evaluate
@@ -32,7 +33,8 @@ from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.distributed import DistContext, init_distributed
 from crossl_edge.train.loop import EpochCallback, LoopState, Tensors, load_state, run_phase
 from crossl_edge.train.progress import Reporter
-from crossl_edge.train.schedule import Schedule, resolve
+from crossl_edge.train.schedule import Schedule
+from crossl_edge.train.schedule import resolve as resolve_schedule
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,42 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def with_selection(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``modalities`` handed to the loader as its ``modalities`` option, so the
+    windows kept are those the chosen streams allow (one selection, stored with the run)."""
+    if not cfg.modalities or "modalities" not in inspect.signature(resolve(cfg.dataset)).parameters:
+        return cfg
+    chosen = list(cfg.modalities)
+    given = cfg.data_options.get("modalities")
+    if isinstance(given, str):
+        given = [m.strip() for m in given.split(",") if m.strip()]
+    if given is not None and list(given) != chosen:
+        raise UsageError(f"--modalities {','.join(chosen)} and --data-option modalities={given} "
+                         "disagree; give the selection once.")
+    return replace(cfg, data_options={**cfg.data_options, "modalities": chosen})
+
+
 def prepare_data(cfg: TrainConfig) -> Dataset:
-    """Load the dataset and keep only the requested modalities (validated)."""
+    """Load the dataset with the requested modalities (selected by the loader where it can,
+    else after loading; validated)."""
+    cfg = with_selection(cfg)
     ds = load_dataset(cfg.dataset, path=cfg.data_path, **cfg.data_options)
     if cfg.modalities:
         ds = Dataset(ds.name, ds.train.select(cfg.modalities), ds.test.select(cfg.modalities))
     return ds
+
+
+def data_summary(ds: Dataset) -> str:
+    """One sentence: subjects and windows per split, and how many windows lack each modality."""
+    tr, te = ds.train, ds.test
+    who = len(set(tr.subjects.tolist()) | set(te.subjects.tolist()))
+    text = (f"data: {ds.name}, {who} subjects, {len(tr) + len(te):,} windows ({len(tr):,} train "
+            f"/ {len(te):,} test), modalities {', '.join(tr.names)}")
+    absent = {n: int((~tr.present[n]).sum() + (~te.present[n]).sum()) for n in tr.names}
+    absent = {n: k for n, k in absent.items() if k}
+    if absent:
+        text += "; absent: " + ", ".join(f"{n} in {k:,} windows" for n, k in absent.items())
+    return text + "."
 
 
 def model_config(ds: Dataset, cfg: TrainConfig) -> ModelConfig:
@@ -118,6 +150,7 @@ def train_run(
     ``pretrained``: weights of a finished pretraining of the same data and model (e.g. from a run
     with ``epochs=0``); pretraining is then skipped, so several downstream runs can share one."""
     out = Path(out)
+    cfg = with_selection(cfg)
     device = pick_device(cfg.device)
     ds = prepare_data(cfg)  # bad data fails here, before anything is written
     fit_idx, val_idx = stratified_split(ds.train.labels, fraction=cfg.val_fraction, seed=cfg.seed)
@@ -131,7 +164,7 @@ def train_run(
     if cfg.label_fraction < 1:
         _, lab_idx = stratified_split(fit_w.labels, fraction=cfg.label_fraction, seed=cfg.seed + 1)
     mcfg = model_config(ds, cfg)
-    schedule = resolve(cfg, n_pretrain=len(fit_w), n_labelled=len(lab_idx))
+    schedule = resolve_schedule(cfg, n_pretrain=len(fit_w), n_labelled=len(lab_idx))
     remove_old = _check_out(out, cfg, resume=resume, overwrite=overwrite)  # every rank checks
     ctx: DistContext = init_distributed(device)
     if remove_old and ctx.is_main:
@@ -167,7 +200,8 @@ def train_run(
     )
     model.to(device)
     reporter = reporter or Reporter()
-    reporter.plan(_phases(cfg, schedule, skip=skip_pretrain), chosen=schedule.chosen)
+    reporter.plan(_phases(cfg, schedule, skip=skip_pretrain),
+                  chosen=(data_summary(ds), *schedule.chosen))
     kw = {
         "model": model,
         "cfg": cfg,

@@ -9,7 +9,8 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,15 @@ from crossl_edge.devices import (
     default_devices,
     parse_devices,
 )
-from crossl_edge.errors import CheckFailed, DataError, UsageError
-from crossl_edge.export.schemes import Judge, Targets, record
+from crossl_edge.errors import CheckFailed, UsageError
+from crossl_edge.export.calibration import (
+    DEFAULT_CALIBRATION,
+    SELECTION,
+    calibration_indices,
+    make_judge,
+)
+from crossl_edge.export.progress import Callback, Tracker, plan_export
+from crossl_edge.export.schemes import Judge, SchemeRecord, Targets
 from crossl_edge.manifest import (
     BUNDLE_FORMAT_VERSION,
     MANIFEST,
@@ -47,7 +55,6 @@ log = logging.getLogger(__name__)
 CHECK_WINDOWS = 16          # windows each artifact is checked on right after it is written
 FLOAT_TOL = 1e-4            # max abs error of a float artifact vs PyTorch (relative to max |y|)
 PHONE_INPUTS = ["latents", "present"]
-Progress = Callable[..., None]
 
 
 MAX_SAMPLES = 64  # raw test windows shipped in samples.npz for bench/simulate/third parties
@@ -59,20 +66,6 @@ def versions() -> dict[str, str]:
              "ai-edge-litert", "tflite-micro")
     found = {d: dist_version(d, default="") for d in dists}
     return {"crossl-edge": __version__, **{d: v for d, v in found.items() if v}}
-
-
-def calibration_indices(n_train: int, requested: int | None) -> np.ndarray:
-    """Evenly spaced training-window indices (all of them when ``requested`` is None)."""
-    if requested is None:
-        return np.arange(n_train)
-    from crossl_edge.export.tflite_export import MIN_CALIBRATION
-
-    if requested < MIN_CALIBRATION or requested > n_train:
-        error = DataError if requested < MIN_CALIBRATION else UsageError
-        raise error(f"--calibration-windows {requested} is not in {MIN_CALIBRATION}..{n_train} "
-                    f"(at least {MIN_CALIBRATION}, at most the training split); "
-                    "pick a value in that range.")
-    return np.unique(np.linspace(0, n_train - 1, requested).round().astype(int))
 
 
 def _float_check(what: str, got: np.ndarray, ref: np.ndarray) -> float:
@@ -88,63 +81,59 @@ def _write(root: Path, rel: str, data: bytes) -> Path:
     return root / rel
 
 
-def make_judge(model: Any, names: list[str], calib: dict[str, np.ndarray],
-               labels: np.ndarray) -> Judge:
-    """Float latents of every modality on the calibration windows, for scoring candidates."""
-    import torch
+@dataclass(frozen=True)
+class EncoderExport:
+    """What export_encoder wrote for one modality: artifact paths (relative to the bundle), the
+    int8 input and latent quantization, the measured stats and the search's scheme record."""
 
-    with torch.no_grad():
-        ref = {n: model.encoders[n](torch.from_numpy(calib[n])).numpy() for n in names}
-    return Judge(model, list(names), ref, np.asarray(labels), int(model.cfg.n_classes))
+    artifacts: dict[str, str]
+    input_quant: QParams
+    latent_quant: QParams
+    stats: dict[str, Any]
+    scheme: dict[str, Any]      # quantization.scheme: per int8 format a SchemeRecord, and more
+
+    @property
+    def records(self) -> dict[str, SchemeRecord]:
+        return SchemeRecord.read(self.scheme)
 
 
-def _int8_search(root: Path, arts: dict[str, str], *, name: str, twins: Any, f_onnx: bytes,
-                 calib: np.ndarray, judge: Judge, targets: Targets,
-                 advance: Progress) -> dict[str, Any]:
+def _int8_search(root: Path, arts: dict[str, str], *, job: Any, f_onnx: bytes) -> dict[str, Any]:
     """Search both int8 formats and write the chosen artifacts; returns the scheme record."""
     from crossl_edge.export import search
 
-    def step(msg: str) -> None:
-        log.info("%s", msg)
-        advance(0, info=msg)
-
-    trials, chosen, why = search.search_tflite(root / arts["tflite_int8"], twins=twins, calib=calib,
-                                               judge=judge, name=name, targets=targets,
-                                               log_step=step)
-    if chosen is None:
-        raise search.failure_report(name, "tflite_int8", trials, targets, twins=twins,
-                                    calib=calib)
-    _write(root, arts["tflite_int8"], chosen.data)
-    tfl = record(trials, chosen, why)
-    advance(info=f"{name}: tflite int8 {chosen.scheme.name}")
-    o_trials, o_chosen, o_why = search.search_onnx(
-        root / arts["onnx_int8"], float_onnx=f_onnx, calib=calib, judge=judge, name=name,
-        input_percentile=chosen.scheme.input_percentile, headroom=chosen.scheme.headroom,
-        targets=targets, log_step=step)
-    if o_chosen is None:
-        raise search.failure_report(name, "onnx_int8", o_trials, targets, twins=twins,
-                                    calib=calib)
-    _write(root, arts["onnx_int8"], o_chosen.data)
-    advance(info=f"{name}: onnx int8 {o_chosen.scheme.name}")
-    return {"tflite_int8": tfl, "onnx_int8": record(o_trials, o_chosen, o_why),
-            "calibration_windows": int(len(calib)),
+    tfl = search.search_tflite(job)
+    if tfl.chosen is None:
+        raise search.failure_report(job.name, "tflite_int8", tfl.trials, job.targets,
+                                    twins=job.twins, calib=job.calib)
+    _write(root, arts["tflite_int8"], tfl.chosen.data)
+    s = tfl.chosen.scheme
+    onx = search.search_onnx(job, float_onnx=f_onnx, input_percentile=s.input_percentile,
+                             headroom=s.headroom)
+    if onx.chosen is None:
+        raise search.failure_report(job.name, "onnx_int8", onx.trials, job.targets,
+                                    twins=job.twins, calib=job.calib)
+    _write(root, arts["onnx_int8"], onx.chosen.data)
+    job.step("onnx_int8", f"chose {onx.chosen.scheme.name} ({len(onx.trials)} tried)", units=0)
+    return {"tflite_int8": tfl.record().to_json(), "onnx_int8": onx.record().to_json(),
+            "calibration_windows": int(len(job.calib)),
             "judged_on": ("TFLite: 2-fold cross-fitting (each calibration window scored by the "
                           "scheme calibrated on the other half; the shipped model is calibrated "
-                          "on all)" if search.cross_folds(len(calib)) else "TFLite: in-sample")
-            + "; ONNX: in-sample",
-            "targets": dataclasses.asdict(targets)}
+                          "on all)" if search.cross_folds(len(job.calib)) else "TFLite: in-sample")
+            + f"; ONNX: in-sample; {len(job.judge.subsets(job.name))} modality subset(s)",
+            "targets": dataclasses.asdict(job.targets)}
 
 
 def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, judge: Judge,
-                   advance: Progress, targets: Targets = Targets(),
-                   ) -> tuple[dict[str, str], QParams, QParams, dict[str, Any], dict[str, Any]]:
-    """Write and check the four encoder artifacts; returns (artifacts, in q, latent q, stats,
-    scheme record)."""
+                   targets: Targets = Targets(), tracker: Tracker | None = None,
+                   deadline: float | None = None) -> EncoderExport:
+    """Write and check the four encoder artifacts (the int8 ones searched, the search's
+    candidates started no later than ``deadline`` once one passes, on time.monotonic())."""
     import torch
 
     from crossl_edge import tflite_graph
     from crossl_edge.export import onnx_export, tflite_export
     from crossl_edge.export.keras_twin import keras_encoder
+    from crossl_edge.export.search import Search
     from crossl_edge.model.encoders import ChannelLayerNorm, encoder_macs
     from crossl_edge.runtime import tflm
     from crossl_edge.runtime.backends import OnnxRunner, TFLiteRunner
@@ -158,11 +147,13 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
                                                   ("tflite", ".tflite"),
                                                   ("tflite_int8", ".int8.tflite"))}
     stats: dict[str, Any] = {"checks": {}}
+    tracker = tracker or Tracker()
+    tracker.start(name)
     f_onnx = onnx_export.encoder_onnx(encoder, channels=c, window=t)
-    p = _write(root, arts["onnx"], f_onnx)
-    stats["checks"]["onnx_max_abs_err"] = _float_check(
-        f"{name} ONNX float", run_each(OnnxRunner(p), check), ref)
-    advance(info=f"{name}: onnx")
+    _write(root, arts["onnx"], f_onnx)
+    stats["checks"]["onnx_max_abs_err"] = err = _float_check(
+        f"{name} ONNX float", run_each(OnnxRunner(f_onnx), check), ref)
+    tracker.step("onnx", f"float ONNX written, max error {err:.1e} vs PyTorch", modality=name)
 
     has_layernorm = any(isinstance(b.norm, ChannelLayerNorm) for b in encoder.blocks)
 
@@ -176,12 +167,15 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
         return twin
 
     twin = twins("decomposed")
-    p = _write(root, arts["tflite"], tflite_export.encoder_tflite(twin, window=t, channels=c))
-    stats["checks"]["tflite_max_abs_err"] = _float_check(
-        f"{name} TFLite float", run_each(TFLiteRunner(p), check.transpose(0, 2, 1)), ref)
-    advance(info=f"{name}: tflite")
-    scheme = _int8_search(root, arts, name=name, twins=twins, f_onnx=f_onnx, calib=calib,
-                          judge=judge, targets=targets, advance=advance)
+    f_tfl = tflite_export.encoder_tflite(twin, window=t, channels=c)
+    _write(root, arts["tflite"], f_tfl)
+    stats["checks"]["tflite_max_abs_err"] = err = _float_check(
+        f"{name} TFLite float", run_each(TFLiteRunner(f_tfl), check.transpose(0, 2, 1)), ref)
+    tracker.step("tflite", f"float TFLite written, max error {err:.1e} vs PyTorch",
+                 modality=name)
+    job = Search(name, twins, calib, judge, targets, root / arts["tflite_int8"], tracker,
+                 deadline)
+    scheme = _int8_search(root, arts, job=job, f_onnx=f_onnx)
     tfl, onx = scheme["tflite_int8"], scheme["onnx_int8"]
     stats["calibration_input_percentile"] = tfl["options"]["input_percentile"]
     stats["checks"]["tflite_int8_mean_cosine"] = tfl["scores"]["cosine_mean"]
@@ -202,16 +196,16 @@ def export_encoder(root: Path, *, name: str, encoder: Any, calib: np.ndarray, ju
         arena = tflm.measure_arena(p)
         stats["tflm"] = {**tol, "arena_recorded_bytes": arena.recorded_bytes,
                          "arena_min_bytes": arena.minimum_bytes, "version": tflm.tflm_version()}
+        tracker.step("tflm", f"arena {arena.recorded_bytes:,} B measured", modality=name)
     else:
         log.warning("tflite-micro is not installed: %s was not run on TFLite Micro", name)
         stats["tflm"] = None
-    advance(info=f"{name}: tflm")
     stats.update({
         "params": int(sum(p.numel() for p in encoder.parameters())),
         "macs": int(encoder_macs(encoder, t)),
         "size_bytes": {k: (root / rel).stat().st_size for k, rel in arts.items()},
     })
-    return arts, qin, qlat, stats, scheme
+    return EncoderExport(arts, qin, qlat, stats, scheme)
 
 
 def export_phone(root: Path, *, model: Any, n_mod: int, dim: int) -> dict[str, str]:
@@ -230,7 +224,8 @@ def export_phone(root: Path, *, model: Any, n_mod: int, dim: int) -> dict[str, s
     _write(root, arts["tflite"],
            tflite_export.phone_tflite(twin, n_modalities=n_mod, latent_dim=dim))
     rng = np.random.default_rng(0)
-    runners = {k: (OnnxRunner if k == "onnx" else TFLiteRunner)(root / v) for k, v in arts.items()}
+    runners = {k: (OnnxRunner if k == "onnx" else TFLiteRunner)((root / v).read_bytes())
+               for k, v in arts.items()}
     for s in range(2 ** n_mod - 1):
         lat = rng.standard_normal((1, n_mod, dim)).astype(np.float32)
         pres = np.array([[(s + 1) >> j & 1 for j in range(n_mod)]], np.float32)
@@ -265,18 +260,39 @@ def failure_report_path(out: str | Path) -> Path:
     return out.parent / f"{out.name}.export-report.json"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """How export calibrates and searches: ``calibration_windows`` (None: at most
+    calibration.DEFAULT_CALIBRATION, stratified; 0: every training window), the thresholds, and
+    ``max_search_seconds``, the search's time budget over all modalities (None: unbounded; once
+    spent, each format takes the best passing candidate so far and its record says so)."""
+
+    calibration_windows: int | None = None
+    targets: Targets = Targets()
+    max_search_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        b = self.max_search_seconds
+        if b is not None and not (np.isfinite(b) and b > 0):
+            raise UsageError(f"--max-search-seconds must be a positive number, not {b}.")
+
+
 def export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None = None,
-                  data: str | None = None, progress: Progress | None = None,
-                  targets: Targets = Targets(),
+                  data: str | None = None, progress: Callback | None = None,
+                  targets: Targets = Targets(), max_search_seconds: float | None = None,
                   devices: str | Sequence[DeviceEntry] | None = None) -> Manifest:
     """Export run ``run_dir`` to bundle ``out`` (replaced atomically; nothing left on failure but
     ``failure_report_path(out)`` when no quantization scheme meets ``targets``). ``devices``: the
-    device map (a `--devices` text, a JSON file, or entries; default one device per modality)."""
+    device map (a `--devices` text, a JSON file, or entries; default one device per modality).
+    ``progress`` receives an Event for the plan and for every modality's stages."""
     from crossl_edge.export.search import SearchFailed
 
+    opts = ExportOptions(calibration_windows=calibration_windows, targets=targets,
+                         max_search_seconds=max_search_seconds)
     try:
-        return _export_bundle(run_dir, out, calibration_windows=calibration_windows, data=data,
-                              progress=progress, targets=targets, devices=devices)
+        return _export_bundle(run_dir, out, opts=opts, data=data,
+                              tracker=Tracker(progress) if progress else Tracker(),
+                              devices=devices)
     except SearchFailed as e:
         path = failure_report_path(out)
         write_json(path, {"run": str(run_dir), "error": str(e), **e.report})
@@ -296,32 +312,48 @@ def _device_map(devices: str | Sequence[DeviceEntry] | None,
         raise UsageError(f"the device map is wrong: {e}.") from e
 
 
-def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows: int | None,
-                   data: str | None, progress: Progress | None, targets: Targets,
+def _export_bundle(run_dir: str | Path, out: str | Path, *, opts: ExportOptions,
+                   data: str | None, tracker: Tracker,
                    devices: str | Sequence[DeviceEntry] | None = None) -> Manifest:
     from crossl_edge.export.tflite_export import check_calibration, import_tf
+    from crossl_edge.model.encoders import ChannelLayerNorm
     from crossl_edge.rundir import load_run_dataset
+    from crossl_edge.runtime import tflm
     from crossl_edge.trained import load_model
 
-    advance = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()
     info, model = load_model(run_dir)
-    device_map = _device_map(devices, [s.name for s in info.modalities])
+    names = [s.name for s in info.modalities]
+    device_map = _device_map(devices, names)
     ds = load_run_dataset(info, data=data)
     train = info.normalizer.transform(ds.train)
-    idx = calibration_indices(len(train), calibration_windows)
+    want = opts.calibration_windows
+    idx = calibration_indices(len(train), None if want == 0 else want, labels=train.labels,
+                              subjects=train.subjects, default=None if want == 0 else
+                              DEFAULT_CALIBRATION)
     import_tf()
     out = Path(out)
     entries = []
     calibs = {s.name: check_calibration(train.data[s.name][idx], name=s.name)
               for s in info.modalities}
-    judge = make_judge(model, [s.name for s in info.modalities], calibs, train.labels[idx])
+    judge = make_judge(model, names, calibs, train.labels[idx])
+    has_ln = any(isinstance(b.norm, ChannelLayerNorm)
+                 for s in info.modalities for b in model.encoders[s.name].blocks)
+    plan_export(tracker, names, n_cal=len(idx), n_train=len(train), forms=2 if has_ln else 1,
+          budget=opts.max_search_seconds, subsets=len(judge.subsets(names[0])),
+          tflm=tflm.tflm_available())
+    budget_end = (time.monotonic() + opts.max_search_seconds
+                  if opts.max_search_seconds else None)
     with output_dir(out, kind="bundle", inputs=(run_dir, data)) as tmp:
         for mid, spec in enumerate(info.modalities):
             calib = calibs[spec.name]
-            arts, qin, qlat, stats, scheme = export_encoder(
-                tmp, name=spec.name, encoder=model.encoders[spec.name], calib=calib,
-                judge=judge, advance=advance, targets=targets)
+            deadline = None if budget_end is None else \
+                time.monotonic() + (budget_end - time.monotonic()) / (len(names) - mid)
+            enc = export_encoder(tmp, name=spec.name, encoder=model.encoders[spec.name],
+                                 calib=calib, judge=judge, targets=opts.targets, tracker=tracker,
+                                 deadline=deadline)
+            arts, qin, qlat, stats, scheme = (enc.artifacts, enc.input_quant, enc.latent_quant,
+                                              enc.stats, enc.scheme)
             norm = info.normalizer
             entries.append(ModalityEntry(
                 name=spec.name, id=mid, channels=list(spec.channels),
@@ -334,8 +366,9 @@ def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows:
                 stats=EncoderStats.from_json(stats),
                 quant_extra={"scheme": scheme}))  # the search's record, per int8 format
         dim = int(model.cfg.latent_dim)
+        tracker.start(None)
         phone_arts = export_phone(tmp, model=model, n_mod=len(entries), dim=dim)
-        advance(info="phone model")
+        tracker.step("phone", "float phone model written (TFLite, ONNX) and checked")
         agg = AggregatorEntry(phone_arts, {k: file_sha256(tmp / v) for k, v in phone_arts.items()},
                               PHONE_INPUTS, "logits")
         n_samples = min(len(ds.test), MAX_SAMPLES)
@@ -343,7 +376,7 @@ def _export_bundle(run_dir: str | Path, out: str | Path, *, calibration_windows:
                                             for e in entries}, ds.test.labels[:n_samples]))
         extra = {"source": _source(info, data), "versions": versions(),
                  "calibration": {"windows": int(len(idx)), "of": int(len(train)),
-                                 "selection": "evenly spaced over the normalized training split"},
+                                 "selection": SELECTION},
                  "layouts": {"tflite_input": "NWC (1, T, C)", "onnx_input": "NCW (1, C, T)",
                              "latent": "(1, D)", "phone_inputs": "latents (1, M, D) float32 "
                              "(int8 latents dequantized with quantization.latent), present "

@@ -93,13 +93,14 @@ def chosen_schemes(m: Manifest) -> dict[str, dict[str, Any]]:
     ``quantization.scheme``; empty for bundles exported before the search existed)."""
     import json
 
+    from crossl_edge.export.schemes import SchemeRecord
+
     raw = json.loads((m.root / MANIFEST).read_text())
     out: dict[str, dict[str, Any]] = {}
     for mod in raw.get("modalities", []):
-        rec = (mod.get("quantization") or {}).get("scheme") or {}
-        out[mod["name"]] = {f: {"scheme": r.get("chosen"), "why": r.get("why"),
-                                "tried": len(r.get("tried", []))}
-                            for f, r in rec.items() if isinstance(r, dict) and "chosen" in r}
+        recs = SchemeRecord.read((mod.get("quantization") or {}).get("scheme"))
+        out[mod["name"]] = {f: {"scheme": r.chosen, "why": r.why, "tried": len(r.tried),
+                                "cut_short": r.cut_short} for f, r in recs.items()}
     return out
 
 

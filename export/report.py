@@ -41,7 +41,7 @@ def localise_layers(bundle: str | Path, modality: str, *,
     QuantizationDebugger on the same calibration windows; the top layers are the ones to keep in
     higher precision (or to redesign, e.g. LayerNorm -> BatchNorm as in the `edge` encoder).
     """
-    from crossl_edge.export.bundle import calibration_indices
+    from crossl_edge.export.calibration import recorded_indices
     from crossl_edge.export.keras_twin import keras_encoder
     from crossl_edge.export.tflite_export import rank_layers
     from crossl_edge.manifest import load_manifest
@@ -56,9 +56,11 @@ def localise_layers(bundle: str | Path, modality: str, *,
     info, model = load_model(src.run)
     train = info.normalizer.transform(load_run_dataset(info, data=data).train)
     cal = m.provenance.calibration.to_json() if m.provenance.calibration else {}
-    idx = calibration_indices(len(train), cal.get("windows") if cal.get("windows") != len(train)
-                              else None)
-    options = ((e.quant_extra.get("scheme") or {}).get("tflite_int8") or {}).get("options") or {}
+    idx = recorded_indices(train.labels, train.subjects, cal)
+    from crossl_edge.export.schemes import SchemeRecord
+
+    rec = SchemeRecord.read(e.quant_extra.get("scheme")).get("tflite_int8")
+    options = (rec.options if rec else None) or {}
     twin = keras_encoder(model.encoders[e.name], window=e.window,
                          layernorm=options.get("layernorm", "decomposed"))
     return rank_layers(twin, train.data[e.name][idx],

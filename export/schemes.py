@@ -1,7 +1,7 @@
 """Quantization schemes the exporter tries, how a candidate is judged, and which one is chosen.
 
 A candidate is judged on the calibration windows (TFLite: out of sample, by cross-fitting): latent
-cosine/SQNR vs float PyTorch, and the phone model's F1 drop and flips on every modality subset.
+cosine/SQNR vs float PyTorch, and the phone model's F1 drop and flips on the modality subsets.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ class Scheme:
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "float_ops": list(self.float_ops)}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Scheme:
+        """The scheme of a record's ``options`` (unknown keys ignored, missing ones defaulted)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in obj.items() if k in known}
+        if "float_ops" in kw:
+            kw["float_ops"] = tuple(kw["float_ops"])
+        return cls(**kw)
 
 
 def _tfl(p: float, *, per_channel: bool = True, layernorm: str = "decomposed",
@@ -122,15 +131,34 @@ class Trial:
         return {"scheme": self.scheme.name, "scores": self.scores, "error": self.error}
 
 
+MAX_SUBSETS = 16   # modality subsets a candidate is judged on (all of them up to 5 modalities)
+
+
+def judged_subsets(names: list[str], name: str, *,
+                   limit: int = MAX_SUBSETS) -> list[tuple[str, ...]]:
+    """The subsets containing ``name`` a candidate is judged on: all of them up to ``limit``;
+    beyond, ``name`` alone, every modality, every one but one, then the smallest others."""
+    every = [s for s in modality_subsets(names) if name in s]
+    if len(every) <= limit:
+        return every
+    first = [(name,), tuple(names), *(s for s in every if len(s) == len(names) - 1)]
+    rest = sorted((s for s in every if s not in first), key=len)
+    return list(dict.fromkeys([*first, *rest]))[:limit]
+
+
 @dataclass
 class Judge:
-    """Float latents of every modality on the calibration windows and the float phone model."""
+    """Float latents of every modality on the judged windows and the float phone model; the
+    float model's predictions and macro-F1 per subset are computed once and shared by every
+    candidate of every modality."""
 
     model: Any                              # CroSSL (PyTorch), for its classify()
     names: list[str]
     reference: dict[str, np.ndarray]        # name -> (N, D) float latents
     labels: np.ndarray                      # (N,)
     n_classes: int
+    _float: dict[tuple[str, ...], tuple[np.ndarray, float]] = field(
+        default_factory=dict, repr=False)
 
     def predictions(self, subset: tuple[str, ...], swap: dict[str, np.ndarray]) -> np.ndarray:
         """Phone-model predictions (N,) with ``swap``'s latents in place of the float ones."""
@@ -143,8 +171,15 @@ class Judge:
                                          torch.from_numpy(pres))
         return logits.numpy().argmax(-1)
 
+    def float_predictions(self, subset: tuple[str, ...]) -> tuple[np.ndarray, float]:
+        """The float model's predictions on ``subset`` and their macro-F1 (cached)."""
+        if subset not in self._float:
+            pf = self.predictions(subset, {})
+            self._float[subset] = pf, float(scores(self.labels, pf, self.n_classes)["macro_f1"])
+        return self._float[subset]
+
     def subsets(self, name: str) -> list[tuple[str, ...]]:
-        return [s for s in modality_subsets(self.names) if name in s]
+        return judged_subsets(self.names, name)
 
     def score(self, name: str, latents: np.ndarray) -> dict[str, Any]:
         """Latent fidelity of ``latents`` (N, D) and the phone model's F1 drop / flips."""
@@ -153,9 +188,9 @@ class Judge:
         cos = cosine_rows(latents, ref)
         drops, flips = [], 0
         for subset in self.subsets(name):
-            pf, pq = self.predictions(subset, {}), self.predictions(subset, {name: latents})
-            drops.append(float(scores(self.labels, pf, self.n_classes)["macro_f1"])
-                         - float(scores(self.labels, pq, self.n_classes)["macro_f1"]))
+            pf, f1 = self.float_predictions(subset)
+            pq = self.predictions(subset, {name: latents})
+            drops.append(f1 - float(scores(self.labels, pq, self.n_classes)["macro_f1"]))
             flips += int((pf != pq).sum())
         return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                 "sqnr_db": float(min(sqnr, 99.0)), "max_f1_drop": max(drops), "flips": flips,
@@ -206,12 +241,52 @@ def choose(trials: list[Trial], targets: Targets) -> tuple[Trial | None, str]:
     return None, "no candidate met the thresholds"
 
 
-def record(trials: list[Trial], chosen: Trial | None, why: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SchemeRecord:
+    """The manifest's record of one int8 format's search (``quantization.scheme.<format>``):
+    the chosen scheme and its options, why, its scores, every candidate, and whether the time
+    budget (--max-search-seconds) cut the search short. ``from_json``/``read`` are its readers."""
+
+    chosen: str | None
+    options: dict[str, Any] | None
+    why: str
+    scores: dict[str, Any] | None
+    tried: list[dict[str, Any]]
+    cut_short: bool = False
+
+    @property
+    def scheme(self) -> Scheme | None:
+        """The chosen scheme's options as a Scheme (None when nothing was chosen)."""
+        return Scheme.from_json(self.options) if self.options else None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SchemeRecord | None:
+        """The record of one format (None for anything that is not one, e.g. older metadata)."""
+        if not isinstance(obj, dict) or "chosen" not in obj:
+            return None
+        return cls(chosen=obj["chosen"], options=obj.get("options"), why=str(obj.get("why", "")),
+                   scores=obj.get("scores"), tried=list(obj.get("tried") or []),
+                   cut_short=bool(obj.get("cut_short", False)))
+
+    @classmethod
+    def read(cls, scheme: Any) -> dict[str, SchemeRecord]:
+        """Per int8 format, the records in a ``quantization.scheme`` object (empty for bundles
+        exported before the search existed)."""
+        recs = {f: cls.from_json(r) for f, r in (scheme or {}).items()} \
+            if isinstance(scheme, dict) else {}
+        return {f: r for f, r in recs.items() if r is not None}
+
+
+def record(trials: list[Trial], chosen: Trial | None, why: str, *,
+           cut_short: bool = False) -> SchemeRecord:
     """The manifest's record of a format's search: chosen scheme, why, and every candidate."""
-    return {"chosen": chosen.scheme.name if chosen else None,
-            "options": chosen.scheme.to_json() if chosen else None,
-            "why": why, "scores": chosen.scores if chosen else None,
-            "tried": [t.to_json() for t in trials]}
+    return SchemeRecord(chosen=chosen.scheme.name if chosen else None,
+                        options=chosen.scheme.to_json() if chosen else None, why=why,
+                        scores=chosen.scores if chosen else None,
+                        tried=[t.to_json() for t in trials], cut_short=cut_short)
 
 
 def best_effort(trials: list[Trial]) -> Trial | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,32 +20,39 @@ def echo_json(obj: Any) -> None:
 
 
 @contextmanager
-def progress(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr (a no-op advance function when disabled or rich is absent)."""
+def export_progress(*, stdout_tty: bool | None = None) -> Iterator[Any]:
+    """A callback for export's progress events: a live rich display on stderr when stdout is a
+    terminal (plan sentences printed above it), else one plain line per event on stderr, so
+    stdout stays the verb's result (one JSON document with --json)."""
+    from crossl_edge.export.progress import Event, format_duration, format_line
+
+    tty = sys.stdout.isatty() if stdout_tty is None else stdout_tty
     try:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:
-        enabled = False
-    if not enabled:
-        yield lambda *a, **k: None
+        tty = False
+    if not tty:
+        def line(e: Event) -> None:
+            click.echo(format_line(e), err=True)
+        yield line
         return
     with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+        TextColumn("{task.fields[left]}"), console=Console(stderr=True), transient=True,
     ) as bar:
-        task = bar.add_task(description, total=total, info="")
+        task = bar.add_task("export", total=None, info="", left="")
 
-        def advance(n: int = 1, *, info: str = "", description: str | None = None) -> None:
-            kw = {"description": description} if description else {}
-            bar.update(task, advance=n, info=info, **kw)
+        def live(e: Event) -> None:
+            if e.stage == "plan":
+                bar.console.print(e.message, highlight=False)
+                return
+            left = "" if e.eta_s is None else f"~{format_duration(e.eta_s)} left"
+            bar.update(task, completed=e.done, total=e.total or None, left=left,
+                       description=f"{e.modality or 'bundle'} {e.stage}", info=e.message)
 
-        yield advance
+        yield live
 
 
 def check_deadline(deadline: float, *, flag: str = "--deadline") -> float:

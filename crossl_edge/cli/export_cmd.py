@@ -6,15 +6,33 @@ import time
 
 import click
 
-from crossl_edge.cli.common import echo_json, progress
+from crossl_edge.cli.common import check_deadline, echo_json, export_progress
+
+
+def _calibration(value: str | None) -> int | None:
+    """--calibration-windows: a count, or "all" (every training window; returned as 0)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "all":
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of windows or 'all'",
+                                 param_hint="--calibration-windows") from None
 
 
 @click.command("export")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Bundle directory to write (replaced atomically).")
-@click.option("--calibration-windows", type=int, default=None,
-              help="Training windows used to calibrate int8 (default: all of them).")
+@click.option("--calibration-windows", default=None, metavar="N|all",
+              help="Training windows that calibrate int8 and judge the search's candidates, "
+              "stratified by class and subject (default: at most 512; 'all': every one).")
+@click.option("--max-search-seconds", type=float, default=None,
+              help="Time budget of the quantization search over all modalities; when spent, "
+              "each format takes the best candidate so far that meets the thresholds and the "
+              "manifest says the search was cut short (default: no budget).")
 @click.option("--data", type=click.Path(), default=None,
               help="Dataset path in place of the one recorded in the run.")
 @click.option("--min-cosine", type=float, default=0.99, show_default=True,
@@ -25,35 +43,39 @@ from crossl_edge.cli.common import echo_json, progress
               help="Which modalities each sensor device carries, e.g. "
               "waist=body_acc,gyro;wrist=total_acc (default: one device per modality).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | None,
+def export_cmd(run: str, out: str, calibration_windows: str | None, data: str | None,
                min_cosine: float, min_sqnr_db: float, as_json: bool,
-               devices: str | None = None) -> None:
+               devices: str | None = None, max_search_seconds: float | None = None) -> None:
     """Export RUN's encoders (ONNX/TFLite, float/int8) and phone model to a bundle.
 
     Each int8 format is searched over quantization schemes (input clipping, per-channel or
     per-tensor, ORT calibration method, symmetric or int16 activations, LayerNorm in float);
     the chosen scheme and why are in manifest.json under quantization.scheme. When no scheme
     reaches the thresholds nothing is exported and OUT.export-report.json names the worst layer.
+    Progress: a live display on a terminal, else one line per modality and stage on stderr.
 
     \b
     Example:
       crossl-edge export runs/basicmotions --out bundle --calibration-windows 32
       crossl-edge export runs/uci --out bundle --devices waist=body_acc,gyro,total_acc
+      crossl-edge export runs/big --out bundle --max-search-seconds 120 2> export.log
     """
     import json
     from pathlib import Path
 
     from crossl_edge.export.bundle import export_bundle
-    from crossl_edge.export.schemes import Targets
+    from crossl_edge.export.schemes import SchemeRecord, Targets
     from crossl_edge.outputs import prepare_output
 
+    n_cal = _calibration(calibration_windows)
+    if max_search_seconds is not None:
+        check_deadline(max_search_seconds, flag="--max-search-seconds")
     prepare_output(out, kind="bundle", inputs=(run, data))  # before loading anything
     t0 = time.perf_counter()
-    with progress("export", None, enabled=not as_json) as advance:
-        m = export_bundle(run, out, calibration_windows=calibration_windows, data=data,
-                          progress=advance,
+    with export_progress() as report:
+        m = export_bundle(run, out, calibration_windows=n_cal, data=data, progress=report,
                           targets=Targets(min_cosine=min_cosine, min_sqnr_db=min_sqnr_db),
-                          devices=devices)
+                          max_search_seconds=max_search_seconds, devices=devices)
     obj = json.loads((Path(out) / "manifest.json").read_text())
     if as_json:
         echo_json(obj)
@@ -62,15 +84,15 @@ def export_cmd(run: str, out: str, calibration_windows: int | None, data: str | 
                f"{'TFLM arena':>11} {'ops'}")
     for e in m.modalities:
         s = e.stats
-        arena = (s.get("tflm") or {}).get("arena_recorded_bytes", "-")
-        click.echo(f"{e.name:<10} {s['size_bytes']['tflite_int8']:>12} "
-                   f"{s['size_bytes']['onnx_int8']:>10} {s['macs']:>10} {arena:>11} "
-                   f"{','.join(s['tflite_int8_ops'])}")
-    for mod in obj["modalities"]:
-        for fmt, rec in sorted(mod["quantization"].get("scheme", {}).items()):
-            if isinstance(rec, dict) and "chosen" in rec:
-                click.echo(f"{mod['name']:<10} {fmt:<12} {rec['chosen']} "
-                           f"({len(rec['tried'])} tried: {rec['why']})")
+        size = s.size_bytes or {}
+        arena = s.arena_recorded_bytes or "-"
+        click.echo(f"{e.name:<10} {size.get('tflite_int8', '-'):>12} "
+                   f"{size.get('onnx_int8', '-'):>10} {s.macs or '-':>10} {arena:>11} "
+                   f"{','.join(s.tflite_int8_ops or [])}")
+    for e in m.modalities:
+        for fmt, rec in sorted(SchemeRecord.read(e.quant_extra.get("scheme")).items()):
+            click.echo(f"{e.name:<10} {fmt:<12} {rec.chosen} ({len(rec.tried)} tried: "
+                       f"{rec.why})")
     click.echo(f"bundle {out} (fingerprint {m.fingerprint:08x}) in "
                f"{time.perf_counter() - t0:.1f} s")
 

@@ -1,6 +1,6 @@
 """Model runners over LiteRT / tflite-runtime / tf.lite and ONNX Runtime, behind one tiny API.
 
-Imports nothing heavy at module load; each runner imports its runtime when opened.
+A runner opens a model file (path) or its bytes; nothing heavy is imported until one is opened.
 """
 
 from __future__ import annotations
@@ -155,12 +155,19 @@ class TensorInfo:
     zero_point: int = 0
 
 
+def _what(model: str | Path | bytes) -> str:
+    """How an error names the model: its path, or "the model bytes"."""
+    return "the model bytes" if isinstance(model, bytes | bytearray) else str(model)
+
+
 class TFLiteRunner:
-    """One TFLite model on one interpreter; ``run`` takes inputs in order, returns output 0."""
+    """One TFLite model on one interpreter; ``run`` takes inputs in order, returns output 0.
+
+    ``path`` is a .tflite file or the model's bytes (kept alive by the runner)."""
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | bytes,
         *,
         threads: int = 1,
         xnnpack: bool = True,
@@ -178,7 +185,12 @@ class TFLiteRunner:
         module = interpreter_module(self.backend)
         self.version = backend_version(self.backend)
         self.xnnpack, self.threads = xnnpack, threads
-        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
+        kwargs: dict[str, Any] = {"num_threads": threads}
+        if isinstance(path, bytes | bytearray):
+            self._content = bytes(path)         # the interpreter reads the buffer in place
+            kwargs["model_content"] = self._content
+        else:
+            kwargs["model_path"] = str(path)
         if not xnnpack:
             resolver = (
                 module.experimental.OpResolverType
@@ -190,7 +202,8 @@ class TFLiteRunner:
             self.interp = module.Interpreter(**kwargs)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise CheckFailed(f"{path} is not a loadable TFLite model ({e}); re-export it.") from e
+            raise CheckFailed(f"{_what(path)} is not a loadable TFLite model ({e}); "
+                              "re-export it.") from e
         self._in = self.interp.get_input_details()
         self._out = self.interp.get_output_details()
 
@@ -221,11 +234,11 @@ class TFLiteRunner:
 
 
 class OnnxRunner:
-    """One ONNX model in an ONNX Runtime CPU session."""
+    """One ONNX model (a .onnx file or its bytes) in an ONNX Runtime CPU session."""
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, path: str | Path | bytes, *, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -237,10 +250,11 @@ class OnnxRunner:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            model = bytes(path) if isinstance(path, bytes | bytearray) else str(path)
+            self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
             raise CheckFailed(
-                f"{path} is not a loadable ONNX model ({type(e).__name__}); re-export it."
+                f"{_what(path)} is not a loadable ONNX model ({type(e).__name__}); re-export it."
             ) from e
         self._in = [i.name for i in self.session.get_inputs()]
         self._out = [o.name for o in self.session.get_outputs()]

@@ -112,9 +112,6 @@ class _Reader:
         raise NotImplementedError
 
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-
-
 def encoder_onnx_int8(float_onnx: bytes, *, calibration: np.ndarray, method: str = "minmax",
                       per_channel: bool = True, symmetric_activations: bool = False,
                       float_ops: tuple[str, ...] = (), int16_activations: bool = False) -> bytes:

@@ -84,10 +84,26 @@ def _concrete(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
     return convert_variables_to_constants_v2(serve.get_concrete_function())
 
 
+_FROZEN: dict[tuple[int, tuple[Any, ...]], tuple[Any, Any]] = {}
+FROZEN_CACHE = 8   # frozen graphs kept (the search converts each twin a dozen times or more)
+
+
+def _frozen(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
+    """``_concrete(model, specs)``, traced and frozen once per model (the model is held while
+    cached, so its id cannot be reused by another)."""
+    key = (id(model), tuple(specs))
+    hit = _FROZEN.get(key)
+    if hit is None or hit[0] is not model:
+        while len(_FROZEN) >= FROZEN_CACHE:
+            _FROZEN.pop(next(iter(_FROZEN)))
+        hit = _FROZEN[key] = (model, _concrete(model, specs))
+    return hit[1]
+
+
 def converter_for(model: Any, specs: list[tuple[str, tuple[int, ...]]]) -> Any:
     """A TFLiteConverter over ``model`` (weights frozen) with fixed-shape float inputs ``specs``."""
     tf = import_tf()
-    return tf.lite.TFLiteConverter.from_concrete_functions([_concrete(model, specs)])
+    return tf.lite.TFLiteConverter.from_concrete_functions([_frozen(model, specs)])
 
 
 def representative(windows_nct: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:

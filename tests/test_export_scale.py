@@ -150,3 +150,24 @@ def test_export_cli_budget_progress_lines_and_json(tiny_edge_run: Path, tmp_path
         assert rec["cut_short"] and len(rec["tried"]) < 9 and "cut short" in rec["why"]
     assert all(x.startswith("[") and " left] " in x for x in lines[3:])   # elapsed, estimate
     assert lines[-1].split("] ", 1)[1].startswith("phone: ")
+
+
+def test_export_progress_lines_off_a_terminal_and_live_on_one(capsys: pytest.CaptureFixture,
+                                                              ) -> None:
+    from crossl_edge.cli.common import export_progress
+    from crossl_edge.export.progress import Event
+
+    events = [Event("plan", "calibrating on 8 of 9 training windows"),
+              Event("tflite_int8", "1/9 p99.5: SQNR 30.0 dB", "acc", 65.0, 150.0, 3, 10)]
+    with export_progress(stdout_tty=False) as report:
+        for e in events:
+            report(e)
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.splitlines() == [
+        "calibrating on 8 of 9 training windows",
+        "[1m05s, ~2m30s left] acc tflite_int8: 1/9 p99.5: SQNR 30.0 dB"]
+    with export_progress(stdout_tty=True) as report:     # rich, on stderr: the plan stays
+        for e in events:
+            report(e)
+    cap = capsys.readouterr()
+    assert cap.out == "" and "calibrating on 8 of 9" in cap.err

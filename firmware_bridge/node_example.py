@@ -142,7 +142,8 @@ def _sealed_source(p: str, m: str) -> dict[str, str]:
                         sizeof node->sealed);
         if (n < 0) return {m}_ERR_SEAL;
         if ({p}_send(node->sealed, (size_t)n) != 0) return {m}_ERR_SEND;""",
-        "open": """    int32_t n = crossl_seal_open_beacon(crossl_network_key, CROSSL_NETWORK_ID,
+        "open": """    crossl_frame_status_t st;
+    int32_t n = crossl_seal_open_beacon(crossl_network_key, CROSSL_NETWORK_ID,
                                         &node->phone, msg, len, node->opened,
                                         sizeof node->opened);
     if (n < 0) return (int)n; /* forged, replayed, another network's, or not sealed */
@@ -155,7 +156,7 @@ def node_source(spec: NodeSpec, *, sealed: bool = False) -> str:
     sx = _sealed_source(p, m) if sealed else {
         "weak": "", "init": "",
         "send": f"        if ({p}_send(node->frame, (size_t)n) != 0) return {m}_ERR_SEND;",
-        "open": "    st = crossl_beacon_decode(msg, len, &b);"}
+        "open": "    crossl_frame_status_t st = crossl_beacon_decode(msg, len, &b);"}
     return f"""{banner(spec, f"Sensor-node loop of modality '{spec.name}' (example, C99).")}
 /* Usage (the sensor driver and the radio are yours):
  *
@@ -261,7 +262,6 @@ int {p}_node_on_beacon({p}_node_t *node, const uint8_t *msg, size_t len, uint64_
 {{
     crossl_beacon_t b;
     int r;
-    crossl_frame_status_t st;
 {sx["open"]}
     if (st != CROSSL_FRAME_OK) return (int)st;
     if (b.fingerprint != {m}_BUNDLE_FINGERPRINT) return {m}_ERR_BEACON;

@@ -139,3 +139,9 @@ def test_cli_keys_new(cli_run, tmp_path: Path) -> None:
     assert code == 2 and "exists; pass --force" in err and "Traceback" not in err
     code, stdout, _ = cli_run("keys", "new", "--out", out, "--force")
     assert code == 0 and read_key_file(out) != key
+
+
+def test_checked_in_c_header_is_current() -> None:
+    from crossl_edge.wire.secure_c import HEADER_PATH, render_header
+    assert HEADER_PATH.read_text() == render_header(), \
+        "crossl_secure.h is stale: run python -m crossl_edge.wire.secure_c"

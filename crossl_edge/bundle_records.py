@@ -1,8 +1,9 @@
 """Typed records of a bundle manifest's open-ended parts: an encoder's `stats` and the bundle's
 provenance (`source`, `samples`, `calibration`, `versions`), each read from and written to JSON.
 
-Keys this version does not know are kept in `other` and written back unchanged, so a record
-round-trips byte for byte (the fingerprint is computed over the JSON).
+Keys this version does not know are kept in `other` and written back unchanged, and a key read
+as an explicit null is written back as null, so a record round-trips exactly (the fingerprint is
+computed over the JSON).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ R = TypeVar("R", bound="Record")
 
 @dataclass(frozen=True)
 class Record:
-    """Base of the JSON records: typed fields (None = absent) plus `other` for unknown keys."""
+    """Base of the JSON records: typed fields (None = absent unless the JSON held an explicit
+    null: `nulls`) plus `other` for unknown keys."""
 
     other: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    nulls: frozenset[str] = field(default=frozenset(), kw_only=True, repr=False, compare=False)
 
     @classmethod
     def _known(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "other")
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("other", "nulls"))
 
     @classmethod
     def from_json(cls: type[R], obj: Any) -> R:
@@ -30,18 +33,20 @@ class Record:
         d = obj if isinstance(obj, dict) else {}
         known = cls._known()
         kw = {k: cls._read(k, d[k]) for k in known if k in d}
-        return cls(**kw, other={k: v for k, v in d.items() if k not in known})
+        return cls(**kw, other={k: v for k, v in d.items() if k not in known},
+                   nulls=frozenset(k for k in known if k in d and d[k] is None))
 
     @classmethod
     def _read(cls, key: str, value: Any) -> Any:
         return value
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object: every field that is set (not None), then the unknown keys."""
+        """The JSON object: every field that is set or was an explicit null, then the unknown
+        keys."""
         out: dict[str, Any] = {}
         for k in self._known():
             v = getattr(self, k)
-            if v is not None:
+            if v is not None or k in self.nulls:
                 out[k] = v.to_json() if isinstance(v, Record) else v
         return {**out, **self.other}
 

@@ -335,7 +335,8 @@ def format_table(result: ParityResult) -> str:
             lines.append(f"{name:<8} {fmt:<12} scheme {sch['scheme']} ({sch['tried']} tried)")
     lines.append("")
     ps = result.pipelines
-    lines.append(f"{'present':<20} {'float F1':>9} "
+    w = max([len("+".join(r["present"])) for r in result.subsets] + [len("present")])
+    lines.append(f"{'present':<{w}} {'float F1':>9} "
                  + " ".join(f"{SHORT[p] + ' F1':>10}" for p in ps)
                  + f" {'node drop [95% CI]':>22} " + " ".join(f"{SHORT[p] + ' flip':>11}"
                                                              for p in ps)
@@ -345,7 +346,7 @@ def format_table(result: ParityResult) -> str:
         agree = r.get("tflm", {}).get("agreement_with_litert")
         lo, hi = r[node]["f1_drop_ci95"]
         ok = all(v is not False for p in result.gated for v in r[p]["verdicts"].values())
-        lines.append(f"{'+'.join(r['present']):<20} {r['float']['macro_f1']:>9.3f} "
+        lines.append(f"{'+'.join(r['present']):<{w}} {r['float']['macro_f1']:>9.3f} "
                      + " ".join(f"{r[p]['macro_f1']:>10.3f}" for p in ps)
                      + f" {r[node]['f1_drop']:>+7.3f} [{lo:+.3f}, {hi:+.3f}] "
                      + " ".join(f"{100 * r[p]['flip_rate']:>10.2f}%" for p in ps)

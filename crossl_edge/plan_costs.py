@@ -135,6 +135,9 @@ def _num(d: Any, *keys: str) -> float | None:
 
 
 def _instructions(r: dict[str, Any]) -> tuple[float | None, str]:
+    if _num(r, "instructions", "per_window") is not None:     # a device image's own figure
+        return _num(r, "instructions", "per_window"), str(r.get("instructions_source",
+                                                                "device image"))
     measured = r.get("measured")
     runs: dict[str, Any] = measured if isinstance(measured, dict) else {}
     m4 = sorted(k for k in runs if k.startswith("cortex-m4"))

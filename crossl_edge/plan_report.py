@@ -39,7 +39,7 @@ def format_plan(r: Any) -> str:
             for kind in ("modality", "device") if kind == "modality" or _devices_matter(r)
             for sh in [r.shapley[kind]] for u in sh["float"]]
     parts.append(table(["unit", "kind", "float", "int8"], rows, first_left=True))
-    parts += ["", f"device costs per window ({r.cost_source})",
+    parts += ["", f"device costs per window: {r.cost_source}",
               table(["device", "modalities", *COST_HEADS.values()],
                     [[c.device, "+".join(c.modalities),
                       *(_cost(k, getattr(c, k)) for k in COST_HEADS)] for c in r.costs],

@@ -118,6 +118,14 @@ def test_plan_reads_firmware_resources(tiny_bundle: Path, tmp_path: Path) -> Non
     assert acc.energy_mj == pytest.approx(0.25) and "nrf52840" in acc.sources["energy_mj"]
     gyro = next(c for c in res.costs if c.device == "gyro")    # no energy record: from instructions
     assert "estimate" in gyro.sources["energy_mj"] and gyro.energy_mj > 0
+    # one image per device (the device firmware's figures) take precedence
+    dev = {"flash": {"total": 70000, "source": "link map"}, "ram": {"total": 21000},
+           "instructions": {"per_window": 2_000_000}}
+    (fw / "resources.json").write_text(json.dumps({"devices": {"acc": dev, "gyro": dev}}))
+    res = run_plan(tiny_bundle, parity=tmp_path / "p.json", firmware=fw / "resources.json")
+    c = res.costs[0]
+    assert (c.flash_bytes, c.ram_bytes, c.instructions) == (70000, 21000, 2_000_000)
+    assert c.sources["flash_bytes"] == "link map"
 
 
 def test_plan_usage_errors(tiny_bundle: Path, tmp_path: Path, cli_error) -> None:

@@ -4,7 +4,7 @@ the 2,996 test windows: float vs TFLite Micro / LiteRT / ONNX int8 (macro-F1 wit
 interval, flip rate, float-margin ranks of the changed windows, latent SQNR per modality).
 
 Usage: python -m benchmarks.deploy_real [--seeds 0] [--encoders crossl,edge] [--modes sup,fine,ssl]
-       [--stage train|measure|all] [--work DIR] [--name deploy_real]
+       [--stage train|measure|all] [--work DIR] [--name deploy_real] [--resume]
 Runs and bundles are kept in --work (one pretraining per encoder and seed, shared by ssl and
 fine), so `--stage measure` re-measures finished bundles; results are rewritten after every run.
 """
@@ -12,12 +12,13 @@ fine), so `--stage measure` re-measures finished bundles; results are rewritten 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import save
+from benchmarks.common import RESULTS, save
 from benchmarks.deploy_tables import markdown, summarize
 from crossl_edge.errors import CrosslError
 
@@ -98,6 +99,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--name", default="deploy_real")
     p.add_argument("--note", default="")
+    p.add_argument("--resume", action="store_true",
+                   help="Keep the runs already measured in benchmarks/results/NAME.json.")
     a = p.parse_args()
     if not a.data.is_file():
         raise SystemExit(f"error: {a.data} not found; pass --data PATH to uci_har.npz.")
@@ -106,7 +109,12 @@ def main() -> None:
     plan = [(e, m, int(s)) for s in a.seeds.split(",") for e in a.encoders.split(",")
             for m in a.modes.split(",")]
     rows: list[dict[str, Any]] = []
-    for enc, mode, seed in plan:
+    saved = RESULTS / f"{a.name}.json"
+    if a.resume and saved.is_file():
+        rows = [r for r in json.loads(saved.read_text())["runs"]
+                if (r["encoder"], r["mode"], r["seed"]) in plan]
+    done = {(r["encoder"], r["mode"], r["seed"]) for r in rows}
+    for enc, mode, seed in (x for x in plan if x not in done):
         row: dict[str, Any] = {"encoder": enc, "mode": mode, "seed": seed}
         if a.stage in ("train", "all"):
             row.update(train_and_export(a.work, enc=enc, mode=mode, seed=seed, data=a.data))

@@ -263,11 +263,13 @@ def window_energy(mcu: McuProfile, radio: RadioProfile, *, cycles: float, cycles
 
 
 def modality_energy(*, profiles: list[tuple[McuProfile, RadioProfile]], hop: Hop, channels: int,
-                    frame_bytes: int, work: dict[str, tuple[float, str, bool]]
-                    ) -> dict[str, Any]:
+                    frame_bytes: int, work: dict[str, tuple[float, str, bool]],
+                    message_overhead: int = 0) -> dict[str, Any]:
     """One modality's energy record: ``work`` maps kernel set -> (count, basis, is_instructions)
-    (instructions measured on the M4 are scaled by each MCU's CPI; MAC-estimated cycles not)."""
-    raw_bytes = hop.samples * channels * RAW_BYTES_PER_SAMPLE
+    (instructions measured on the M4 are scaled by each MCU's CPI; MAC-estimated cycles not).
+    ``message_overhead``: bytes each message carries besides its data (a seal), raw hops too;
+    ``frame_bytes`` already includes it."""
+    raw_bytes = hop.samples * channels * RAW_BYTES_PER_SAMPLE + message_overhead
     out: dict[str, Any] = {}
     for mcu, radio in profiles:
         per_kernels = {}
@@ -279,7 +281,8 @@ def modality_energy(*, profiles: list[tuple[McuProfile, RadioProfile]], hop: Hop
         out[f"{mcu.name}+{radio.name}"] = per_kernels
     return {"label": LABEL, "hop": {"samples": hop.samples, "seconds": round(hop.seconds, 4),
                                     "source": hop.source},
-            "raw_bytes_per_hop": raw_bytes, "frame_bytes": frame_bytes, "profiles": out}
+            "raw_bytes_per_hop": raw_bytes, "frame_bytes": frame_bytes,
+            "message_overhead_bytes": message_overhead, "profiles": out}
 
 
 def assumptions(profiles: list[tuple[McuProfile, RadioProfile]]) -> dict[str, Any]:
@@ -306,7 +309,8 @@ def assumptions(profiles: list[tuple[McuProfile, RadioProfile]]) -> dict[str, An
         "raw_samples": f"int16 ({RAW_BYTES_PER_SAMPLE} B) per axis per sample, no timestamp "
                        "or application header (favours streaming)",
         "frame": "the v2 latent frame (36 B header and CRC + int8 latent): what the node "
-                 "sends once synchronized",
+                 "sends once synchronized; with --key-file every message (the frame, or a raw "
+                 "hop) carries the seal (36 B) too",
         "battery": "cell capacity / (charge per hop / hop + MCU and radio sleep current); "
                    "charge passes through an LDO or direct connection (no converter "
                    "efficiency); sensor, connection keep-alive and sampling wake-ups excluded, "

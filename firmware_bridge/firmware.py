@@ -58,7 +58,8 @@ class FirmwareReport:
         else:
             text = resources.table(self.modalities, flash_budget=self.flash_budget,
                                    ram_budget=self.ram_budget)
-        return "\n\n".join(t for t in (text, energy.table(self.modalities)) if t)
+        ops = resources.per_op_table(self.modalities)
+        return "\n\n".join(t for t in (text, ops, energy.table(self.modalities)) if t)
 
 
 def _stats(entry: ModalityEntry) -> dict[str, Any]:
@@ -269,14 +270,17 @@ def _work(r: dict[str, Any]) -> dict[str, tuple[float, str, bool]]:
 
 def _energy(m: Manifest, report: dict[str, dict[str, Any]],
             profiles: list[tuple[energy.McuProfile, energy.RadioProfile]],
-            hop: int | None) -> None:
+            hop: int | None, *, sealed: bool = False) -> None:
+    from crossl_edge.wire.secure import SEAL_OVERHEAD
+
     frame = max(OVERHEAD_BY_VERSION.values()) + m.latent_dim  # the v2 frame, int8 latent
+    seal = SEAL_OVERHEAD if sealed else 0  # sealed: each message (frame or raw hop) carries it
     for e in m.modalities:
         h = energy.hop_of(e.window, e.sample_rate_hz, hop=hop,
                           manifest_hop=getattr(e, "hop", None))
         report[e.name]["energy"] = energy.modality_energy(
-            profiles=profiles, hop=h, channels=len(e.channels), frame_bytes=frame,
-            work=_work(report[e.name]))
+            profiles=profiles, hop=h, channels=len(e.channels), frame_bytes=frame + seal,
+            work=_work(report[e.name]), message_overhead=seal)
 
 
 def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int = 256 * 1024,
@@ -321,7 +325,7 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         if build is not None:
             measured = _measure(m, tmp, report, build)
             _apply_measured(report, measured)
-        _energy(m, report, profiles, hop)
+        _energy(m, report, profiles, hop, sealed=key is not None)
         over = resources.check_budget(report, flash_budget=flash_budget, ram_budget=ram_budget)
         doc = {"bundle_fingerprint": f"{fingerprint32(m.fingerprint):08x}",
                "toolkit_version": m.toolkit_version,

@@ -15,7 +15,7 @@ from typing import Any, Final
 import numpy as np
 
 from crossl_edge.errors import CheckFailed
-from crossl_edge.firmware_bridge import node_run, tflm_build
+from crossl_edge.firmware_bridge import node_run, resources, tflm_build
 from crossl_edge.firmware_bridge import tflm_sources as ts
 from crossl_edge.manifest import Manifest, ModalityEntry
 
@@ -93,6 +93,28 @@ def compare_frames(got: list[bytes], want: list[bytes], what: str) -> dict[str, 
     return {"windows_identical": same, "max_lsb_vs_litert": worst}
 
 
+def per_op(res: node_run.RunResult, ops: list[tuple[str, int]]) -> dict[str, Any] | None:
+    """Instructions per operator of the profiled invoke (graph order) and per op type."""
+    if not res.op_ticks or len(res.op_ticks) != len(ops) or res.profile_ticks is None:
+        return None
+    rows = []
+    by_type: dict[str, dict[str, int]] = {}
+    for k, ((name, macs), ticks) in enumerate(zip(ops, res.op_ticks, strict=True)):
+        n = res.instructions(float(ticks)) or 0
+        rows.append({"index": k, "op": name, "macs": macs, "instructions": n})
+        t = by_type.setdefault(name, {"count": 0, "macs": 0, "instructions": 0})
+        t["count"] += 1
+        t["macs"] += macs
+        t["instructions"] += n
+    total = res.instructions(float(res.profile_ticks)) or 0
+    return {"ops": rows, "by_type": by_type, "profiled_invoke": total,
+            "sum_of_ops": sum(r["instructions"] for r in rows),
+            "source": "QEMU -icount SysTick around each kernel's Invoke() (registrations wrapped "
+                      "in a second interpreter on the same model and libraries; TFLM's "
+                      "MicroProfiler hook is compiled out by TF_LITE_STRIP_ERROR_STRINGS); "
+                      "the rest of profiled_invoke is the interpreter's own loop"}
+
+
 def _figures(res: node_run.RunResult, prefix: str, node_state: int) -> dict[str, Any]:
     """Measured figures of one Cortex-M4 run (flash/RAM from the link map, instructions)."""
     assert res.map_file is not None
@@ -133,6 +155,8 @@ def measure(m: Manifest, fw: Path, windows: dict[str, np.ndarray], node_state: d
     """Build, run and check every modality for every config; {"modalities", "builds"}."""
     source = tflm_build.locate_source(opts.tflm)
     ops = _ops(m)
+    per_op_macs = {e.name: resources.inspect_model(
+        m.path(e.artifacts["tflite_int8"]).read_bytes()).per_op_macs for e in m.modalities}
     builds: dict[str, Any] = {}
     out: dict[str, dict[str, Any]] = {e.name: {} for e in m.modalities}
     with tempfile.TemporaryDirectory(prefix="crossl-fw-") as d:
@@ -160,6 +184,7 @@ def measure(m: Manifest, fw: Path, windows: dict[str, np.ndarray], node_state: d
                                        "arena_used": res.arena_used}
                 if target == "cortex-m4":
                     fig.update(_figures(res, f"crossl_{e.name}", node_state[e.name]))
+                    fig["per_op"] = per_op(res, per_op_macs[e.name])
                 out[e.name][cfg] = fig
                 _keep(res, image, keep / f"{target}-{kernels}" / e.name if keep else None)
     return {"modalities": out, "builds": builds}

@@ -44,6 +44,8 @@ class RunResult:
     arena_size: int
     stack: int | None = None
     calibration: tuple[int, int] | None = None  # (instructions, ticks) of the spin loop
+    op_ticks: list[int] = field(default_factory=list)  # per operator of the profiled invoke
+    profile_ticks: int | None = None                   # the whole profiled invoke
     elf: Path | None = None
     map_file: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,17 +77,38 @@ def run_data(raw: np.ndarray, *, sample_rate_hz: float) -> str:
             f"static const float run_samples[{samples.size}] = {{\n{body}\n}};\n")
 
 
-def _compile_harness(fw: Path, name: str, work: Path, target: str, kernels: str) -> Path:
+def _template(name: str, prefix: str, work: Path) -> Path:
+    src = (TEMPLATES / name).read_text().replace("PFXM", prefix.upper()).replace("PFX", prefix)
+    (work / name).write_text(src)
+    return work / name
+
+
+def _compile_harness(fw: Path, name: str, work: Path, target: str, kernels: str, *,
+                     profile: bool = False) -> Path:
     p = f"crossl_{name}"
-    src = (TEMPLATES / "run_harness.c").read_text().replace("PFXM", p.upper()).replace("PFX", p)
-    (work / "run_harness.c").write_text(src)
+    _template("run_harness.c", p, work)
     tc = ts.TOOLCHAINS[target]
     defs = ["-DCROSSL_RUN_M4"] if target == "cortex-m4" else []
+    defs += ["-DCROSSL_RUN_PROFILE"] if profile else []
     obj = work / "run_harness.o"
     cmd = [tc.cc, *ts.flags(target, kernels)["c"], "-Wall", "-Wextra", "-Werror", *defs,
            f"-I{fw / name}", f"-I{fw / 'common'}", f"-I{work}", "-c", str(work / "run_harness.c"),
            "-o", str(obj)]
     _check_run(cmd, f"compiling the run harness for {target}")
+    return obj
+
+
+def _compile_profile(fw: Path, name: str, work: Path, libs: TflmLibs) -> Path:
+    """run_profile.o: the per-op timing interpreter (Cortex-M4 image only), compiled as the
+    generated glue is (crossl.mk's C++ flags and TFLM include folders)."""
+    src = _template("run_profile.cc", f"crossl_{name}", work)
+    tc = ts.TOOLCHAINS[libs.target]
+    dirs = [*ts.include_dirs(), *(ts.cmsis_include_dirs() if libs.kernels == "cmsis_nn" else [])]
+    inc = [x for d in dirs for x in ("-isystem", str(libs.root / d))]
+    obj = work / "run_profile.o"
+    cmd = [tc.cxx, *ts.flags(libs.target, libs.kernels)["cxx"], "-Wall", "-Wextra", "-Werror",
+           *inc, f"-I{fw / name}", f"-I{fw / 'common'}", "-c", str(src), "-o", str(obj)]
+    _check_run(cmd, f"compiling the per-op profiler for {libs.target}")
     return obj
 
 
@@ -104,9 +127,12 @@ def link_image(fw: Path, name: str, libs: TflmLibs, raw: np.ndarray, work: Path,
                                            libs.lib_dir), f"crossl-{name}"],
              jobs=jobs, what=f"the {name} glue for {libs.target}")
     (work / "run_data.h").write_text(run_data(raw, sample_rate_hz=sample_rate_hz))
-    harness = _compile_harness(fw, name, work, libs.target, libs.kernels)
+    m4 = libs.target == "cortex-m4"
+    harness = _compile_harness(fw, name, work, libs.target, libs.kernels, profile=m4)
     p = f"crossl_{name}"
     objs = [work / "app" / name / f"{s}.o" for s in (f"{p}_tflm", f"{p}_model", "node_example")]
+    if m4:
+        objs.append(_compile_profile(fw, name, work, libs))
     tc = ts.TOOLCHAINS[libs.target]
     out = work / ("node.elf" if libs.target == "cortex-m4" else "node")
     map_file = work / "node.map" if libs.target == "cortex-m4" else None
@@ -125,13 +151,15 @@ def _parse(text: str) -> RunResult:
         raise CheckFailed(f"the node image did not finish ({tail[:300] or 'no output'}); "
                           "see the log above.")
     rec = {k: [tuple(int(x) for x in m) for m in re.findall(rf"^{k} (\d+) (\d+)$", text, re.M)]
-           for k in ("CAL", "WINDOW", "ARENA", "INVOKE", "STACK")}
+           for k in ("CAL", "WINDOW", "ARENA", "INVOKE", "STACK", "OP", "PROFILE")}
     frames = [bytes.fromhex(h) for h in re.findall(r"^FRAME ([0-9a-f]+)$", text, re.M)]
     arena = rec["ARENA"][0] if rec["ARENA"] else (0, 0)
     return RunResult(frames=frames, window_ticks=[w[1] for w in rec["WINDOW"]],
                      invoke_ticks=[i[1] for i in rec["INVOKE"]], arena_used=arena[0],
                      arena_size=arena[1], stack=rec["STACK"][0][0] if rec["STACK"] else None,
-                     calibration=rec["CAL"][0] if rec["CAL"] else None)
+                     calibration=rec["CAL"][0] if rec["CAL"] else None,
+                     op_ticks=[t for _, t in sorted(rec["OP"])],
+                     profile_ticks=rec["PROFILE"][0][1] if rec["PROFILE"] else None)
 
 
 def run_image(image: Path, target: str) -> RunResult:
@@ -171,8 +199,8 @@ def _part(source: str, prefix: str) -> str:
         return "kernels"
     if source.endswith((f"{prefix}_tflm.o", "node_example.o")):
         return "glue_node_codec"
-    if source.endswith("run_harness.o"):
-        return "harness"
+    if source.endswith(("run_harness.o", "run_profile.o")):
+        return "harness"  # the run harness and its per-op profiler: not part of a node
     return "libc"  # newlib(-nano), libm, libgcc, libstdc++/libsupc++, linker stubs
 
 

@@ -246,6 +246,10 @@ def measured_assumptions() -> dict[str, Any]:
                         "loop of known instruction count; a LOWER BOUND on cycles (no wait "
                         "states, multi-cycle instructions count once)",
         "ms_estimate": "instructions / 120 MHz: an estimate, not a measurement",
+        "per_op": "one more invoke on the last window in a second interpreter whose kernel "
+                  "registrations are wrapped: SysTick (QEMU -icount) around each op's Invoke(); "
+                  "TFLite Micro's MicroProfiler hook is compiled out by "
+                  "TF_LITE_STRIP_ERROR_STRINGS; the profiler's code and arena count as harness",
         "frames": "every window of samples.npz through the node loop; frame bytes compared "
                   "with the Python pipeline on LiteRT's builtin kernels",
         "units": "bytes",
@@ -277,3 +281,31 @@ def measured_table(report: dict[str, Any], *, flash_budget: int, ram_budget: int
                  f"RAM {ram_budget:,} B; instructions are a lower bound on cycles; "
                  "*ms at 120 MHz is an estimate from them")
     return "\n".join(lines)
+
+
+def per_op_table(report: dict[str, Any]) -> str:
+    """Per modality and operator: MACs and instructions measured on the M4 per kernel set."""
+    from crossl_edge.tables import table as text_table
+
+    blocks = []
+    for name, r in report.items():
+        runs = {cfg.split("/", 1)[1]: f["per_op"] for cfg, f in r.get("measured", {}).items()
+                if cfg.startswith("cortex-m4/") and f.get("per_op")}
+        if not runs:
+            continue
+        kernels = sorted(runs)
+        first = runs[kernels[0]]["ops"]
+        heads = ["#", "op", "MACs", *(f"{k} instr" for k in kernels),
+                 *(f"{k} %" for k in kernels)]
+        rows = []
+        for i, op in enumerate(first):
+            ins = [runs[k]["ops"][i]["instructions"] for k in kernels]
+            rows.append([str(i), op["op"], f"{op['macs']:,}", *(f"{n:,}" for n in ins),
+                         *(f"{100 * n / max(1, runs[k]['profiled_invoke']):.1f}"
+                           for n, k in zip(ins, kernels, strict=True))])
+        rows.append(["", "invoke (profiled)", f"{r['macs']:,}",
+                     *(f"{runs[k]['profiled_invoke']:,}" for k in kernels),
+                     *("100.0" for _ in kernels)])
+        blocks.append(f"instructions per op, modality {name!r} (measured: QEMU -icount on the "
+                      f"Cortex-M4F, one invoke)\n{text_table(heads, rows, first_left=True)}")
+    return "\n\n".join(blocks)

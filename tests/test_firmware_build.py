@@ -22,6 +22,7 @@ from crossl_edge.errors import CheckFailed, UsageError
 from crossl_edge.firmware_bridge import node_run, tflm_build
 from crossl_edge.firmware_bridge.firmware import generate_firmware
 from crossl_edge.firmware_bridge.measure import BuildOptions, check_kernels, compare_frames
+from crossl_edge.firmware_bridge.resources import inspect_model
 from crossl_edge.manifest import load_manifest
 from crossl_edge.wire.frame import LatentDType, LatentFrame, encode_frame
 
@@ -71,6 +72,20 @@ def test_frames_equal_litert_on_host_and_m4_with_measured_figures(built, tiny_bu
         assert 200 < ram["stack"] < 16_384
         assert 100_000 < ins["per_invoke"] < ins["per_window"] < ins["first_window"]
         assert r["flash"]["total"] == fl["total"] and r["ram"]["total"] == ram["total"]
+        # Per op: every operator of the graph, in order, timed on the M4; they add up to the
+        # profiled invoke (the rest is the interpreter's loop), which matches a plain invoke.
+        po = m4["per_op"]
+        graph = inspect_model((tiny_bundle / e.artifacts["tflite_int8"]).read_bytes())
+        assert [(o["op"], o["macs"]) for o in po["ops"]] == graph.per_op_macs
+        assert all(o["instructions"] > 0 for o in po["ops"])
+        assert 0.9 * po["profiled_invoke"] < po["sum_of_ops"] < po["profiled_invoke"]
+        assert abs(po["profiled_invoke"] - ins["per_invoke"]) < 0.02 * ins["per_invoke"]
+        assert po["by_type"]["CONV_2D"]["instructions"] > po["profiled_invoke"] / 2
+        # Energy rests on the measured instructions per window, times the MCU's CPI.
+        en = r["energy"]["profiles"]["nrf52840+nrf52840-ble"]
+        assert set(en) == {"cmsis_nn"} and en["cmsis_nn"]["label"] == "estimate"
+        assert en["cmsis_nn"]["rests_on"]["cycles"].startswith("measured")
+        assert en["cmsis_nn"]["encode"]["cycles"] == round(1.2 * ins["per_window"])
         # The image's own size agrees with the link-map split (harness excluded).
         elf = out / "build" / "cortex-m4-cmsis_nn" / e.name / "node.elf"
         sizes = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True,
@@ -82,7 +97,9 @@ def test_frames_equal_litert_on_host_and_m4_with_measured_figures(built, tiny_bu
         syms = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
                               check=True).stdout
         assert "__dso_handle" not in syms and "__aeabi_atexit" not in syms
-    assert "M instr/invoke" in rep.table() and "cmsis_nn" in rep.table()
+    text = rep.table()
+    assert "M instr/invoke" in text and "cmsis_nn" in text
+    assert "instructions per op, modality 'acc'" in text and "energy per window (ESTIMATE" in text
 
 
 def test_cli_second_build_uses_the_cache(built, tiny_bundle, tmp_path) -> None:

@@ -4,7 +4,9 @@
  * arena used, the invoke time of RUN_REPEAT more invokes and the stack used.
  * -DCROSSL_RUN_M4: bare-metal Cortex-M4F on QEMU mps2-an386, output through semihosting, time from
  * SysTick (QEMU -icount: virtual time = instructions; calibrated against a 2-instruction loop),
- * stack measured by painting. Otherwise: a host program printing to stdout. */
+ * stack measured by painting; with -DCROSSL_RUN_PROFILE then one invoke timed per op
+ * (run_profile.cc: "OP <k> <ticks>").
+ * Otherwise: a host program printing to stdout. */
 #include <stdint.h>
 #include <string.h>
 #include "crossl_frame.h"
@@ -58,6 +60,11 @@ static uint64_t ticks(void)
     } while (w != systick_wraps);
     return ((uint64_t)w << 24) + (0xFFFFFFu - v);
 }
+/* For run_profile.cc (C++): the clock and the record printer. */
+uint64_t run_ticks(void);
+void run_put_record(const char *tag, uint64_t a, uint64_t b);
+int PFX_profile(const int8_t *input);
+uint64_t run_ticks(void) { return ticks(); }
 static void spin(uint32_t n) /* exactly 2 instructions per iteration */
 {
     __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
@@ -124,6 +131,9 @@ static void put_record(const char *tag, uint64_t a, uint64_t b)
     *o = '\0';
     put(line);
 }
+#ifdef CROSSL_RUN_M4
+void run_put_record(const char *tag, uint64_t a, uint64_t b) { put_record(tag, a, b); }
+#endif
 static void put_frame(const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -193,6 +203,14 @@ int main(void)
     }
 #ifdef CROSSL_RUN_M4
     put_record("STACK", stack_used(), 0u);
+#endif
+#ifdef CROSSL_RUN_PROFILE
+    r = PFX_profile(node.input); /* after the stack reading: its interpreter is extra */
+    if (r != 0) {
+        put_record("PROFILE_ERROR", (uint64_t)(uint32_t)-r, 0u);
+        put("RESULT FAIL\n");
+        return 1;
+    }
 #endif
     put("RESULT PASS\n");
     return 0;

@@ -245,6 +245,9 @@ def window_energy(mcu: McuProfile, radio: RadioProfile, *, cycles: float, cycles
                        "radio_on_us": round((raw.tx_s + raw.rx_s) * 1e6, 1),
                        "energy_uj": round(e_raw * uj, 2)},
         "ratio_encode_vs_raw": round((e_enc + e_send) / e_raw, 3) if e_raw else None,
+        # the encoder's budget: cycles per hop at which encode + send costs what streaming does
+        "break_even_cycles": max(0, round((e_raw - e_send) / (mcu.run_current.si
+                                                              * mcu.supply.si) * mcu.clock.si)),
         "cpu_duty_cycle": round(t_cpu / hop_s, 7),
         "battery_days": {"encode_and_send": days(q_cpu + send.charge_c(radio)),
                          "stream_raw": days(raw.charge_c(radio)), "cell": mcu.cell.name},
@@ -327,7 +330,8 @@ def table(report: dict[str, Any]) -> str:
     from crossl_edge.tables import table as text_table
 
     heads = ["modality", "kernels", "node (MCU+radio)", "M cycles", "encode mJ", "send mJ",
-             "enc+send mJ", "raw mJ", "ratio", "CPU duty", "battery d enc/raw"]
+             "enc+send mJ", "raw mJ", "ratio", "break-even Mcyc", "CPU duty",
+             "battery d enc/raw"]
     rows, hops = [], set()
     for name, r in report.items():
         en = r.get("energy")
@@ -344,6 +348,7 @@ def table(report: dict[str, Any]) -> str:
                              f"{e['encode_and_send_uj'] / 1e3:.3f}",
                              f"{e['stream_raw']['energy_uj'] / 1e3:.3f}",
                              f"{e['ratio_encode_vs_raw']:.2f}",
+                             f"{e['break_even_cycles'] / 1e6:.2f}",
                              f"{100 * e['cpu_duty_cycle']:.2f}%",
                              f"{e['battery_days']['encode_and_send']:g} / "
                              f"{e['battery_days']['stream_raw']:g}"])
@@ -352,6 +357,7 @@ def table(report: dict[str, Any]) -> str:
     lines = ["energy per window (ESTIMATE, per hop; ratio = encode+send / raw stream, < 1: "
              "encoding wins)", text_table(heads, rows, first_left=True)]
     lines.append("M cycles: m = instructions measured on QEMU x the MCU's cycles/instruction, "
-                 "e = estimated from MACs; currents: the profiles' datasheet tables (named in "
-                 "resources.json); raw = int16 per axis; hop " + "; ".join(sorted(hops)))
+                 "e = estimated from MACs; break-even: the cycles per hop at which encode + send "
+                 "costs what raw streaming does; currents: the profiles' datasheet tables "
+                 "(named in resources.json); raw = int16 per axis; hop " + "; ".join(sorted(hops)))
     return "\n".join(lines)

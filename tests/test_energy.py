@@ -52,6 +52,8 @@ def test_hand_computed_case_on_the_nrf52840_figures(tmp_path: Path) -> None:
     assert e["encode_and_send_uj"] == pytest.approx(enc_uj + send_uj, abs=0.01)
     assert e["ratio_encode_vs_raw"] == pytest.approx((enc_uj + send_uj) / raw_uj, abs=1e-3)
     assert e["cpu_duty_cycle"] == pytest.approx(0.015625)
+    # break-even: (raw - send) / (3.3 mA x 3 V) x 64 MHz cycles = 262,400 cycles
+    assert e["break_even_cycles"] == round((raw_uj - send_uj) * 1e-6 / 9.9e-3 * 64e6)
     # Battery: 225 mAh = 810 C over (charge per 1 s hop + 3.16 uA sleep).
     q_enc = 15.625e-3 * 3.3e-3 + 936e-6 * 6.40e-3 + 420e-6 * 6.26e-3
     assert e["battery_days"]["encode_and_send"] == pytest.approx(

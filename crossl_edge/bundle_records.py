@@ -155,6 +155,7 @@ class Provenance(Record):
 
     @classmethod
     def _read(cls, key: str, value: Any) -> Any:
-        kind = {"source": SourceRecord, "samples": SamplesRecord,
-                "calibration": CalibrationRecord}.get(key)
+        kinds: dict[str, type[Record]] = {"source": SourceRecord, "samples": SamplesRecord,
+                                          "calibration": CalibrationRecord}
+        kind = kinds.get(key)
         return kind.from_json(value) if kind is not None and isinstance(value, dict) else value

@@ -53,7 +53,7 @@ def _kinds(hint: object) -> set[str]:
     if hint is type(None):
         return {"none"}
     if hint in (bool, int, float, str):
-        return {hint.__name__}  # type: ignore[union-attr]
+        return {hint.__name__}
     if (origin or hint) in (list, tuple, Sequence):
         return {"seq"}
     return {"any"}

@@ -151,7 +151,7 @@ class UdpReceiver(Source):
         self.sock.close()
 
 
-def _open_serial(device: str, baud: int, timeout: float | None = 0.0) -> Any:
+def _open_serial(device: str | None, baud: int, timeout: float | None = 0.0) -> Any:
     try:
         import serial
     except ImportError as e:

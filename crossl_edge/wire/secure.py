@@ -11,7 +11,7 @@ import hashlib
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from .beacon import BEACON_MAGIC
 from .fields import Field, field_offsets
@@ -139,8 +139,8 @@ def seal(key: NetworkKey, plain: bytes, *, sender: int, boot: int, counter: int,
     clear = clear_length(plain)
     head = _HEADER.pack(SEAL_MAGIC, SEAL_VERSION, clear, key.network_id, sender, boot, counter)
     ad = head + plain[:clear]
-    cipher = aead or _aead(key.key)
-    ct = cipher.encrypt(head[NONCE_OFFSET:], plain[clear:], ad)  # type: ignore[attr-defined]
+    cipher: Any = aead or _aead(key.key)  # an AEAD object (cryptography's, duck-typed)
+    ct = cipher.encrypt(head[NONCE_OFFSET:], plain[clear:], ad)
     return ad + ct
 
 
@@ -176,11 +176,11 @@ def open_sealed(key: NetworkKey, buf: bytes | bytearray | memoryview, *,
     if net != key.network_id:
         raise SealError(SealReason.OTHER_NETWORK, f"network 0x{net:08x} is not this one "
                         f"(0x{key.network_id:08x})")
-    cipher = aead or _aead(key.key)
+    cipher: Any = aead or _aead(key.key)  # an AEAD object (cryptography's, duck-typed)
     from cryptography.exceptions import InvalidTag
     ad_end = SEAL_HEADER_SIZE + clear
     try:
-        body = cipher.decrypt(  # type: ignore[attr-defined]
+        body = cipher.decrypt(
             data[NONCE_OFFSET:SEAL_HEADER_SIZE], data[ad_end:], data[:ad_end])
     except InvalidTag:
         raise SealError(SealReason.BAD_TAG, "the tag does not verify (wrong key, corrupted or "

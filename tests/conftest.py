@@ -59,15 +59,17 @@ def cli_run(capsys: pytest.CaptureFixture):  # -> Callable[..., tuple[int, str, 
 
 @pytest.fixture
 def cli_error(cli_run):  # -> Callable[..., tuple[int, str]]
-    """Run the CLI and assert it failed with exactly one `error:` line and no traceback;
-    returns (exit code, that line)."""
+    """Run the CLI and assert it failed with exactly one `error:` line, the last one, and no
+    traceback (progress lines a verb prints on stderr before it may precede it); returns
+    (exit code, that line)."""
 
     def run(*args: object) -> tuple[int, str]:
         code, _, err = cli_run(*args)
         lines = [x for x in err.splitlines() if x.strip() and not x.startswith(("INFO", "  "))]
+        errors = [x for x in lines if x.startswith("error: ")]
         assert code in (1, 2), (code, err)
-        assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error: "), err
-        return code, lines[0]
+        assert "Traceback" not in err and len(errors) == 1 and lines[-1] == errors[0], err
+        return code, errors[0]
 
     return run
 

@@ -83,6 +83,7 @@ def _crossl_files(d: Path) -> list[tuple[str, str, Path, Path]]:
             name = "test" if split.group(1) == "test" else "train"
             out.append((name, name, f, y))
         else:
+            assert per_subject is not None  # `split or per_subject` matched above
             out.append((per_subject.group(1), "", f, y))
     for f in sorted(d.glob("*.npz")):
         out.append((f.stem, "", f, f))
@@ -177,11 +178,11 @@ def load_crossl_npz(*, path: str | Path, dataset: str | None = None, groups: Gro
     data = {n: x[:, :, a:b].transpose(0, 2, 1) for n, a, b in grp}
     meta: dict[str, object] = {"source": str(d), "dataset": dataset, "layout": "crossl-npz"}
     everyone = Windows(specs, data, y, np.concatenate(subs), cls, meta)
-    split = np.concatenate(splits)
-    if (split == "test").any():  # the files fix the split
+    split_of = np.concatenate(splits)  # (not `split`: the loop above's str)
+    if (split_of == "test").any():  # the files fix the split
         if test_subjects is not None:
             raise UsageError(f"the files in {d} already fix the test split; drop test_subjects.")
-        train_w, test_w = everyone.subset(split == "train"), everyone.subset(split == "test")
+        train_w, test_w = everyone.subset(split_of == "train"), everyone.subset(split_of == "test")
     else:
         n_last = SLEEP_TEST_FILES if found[0][2].suffix == ".npz" else 1
         last = list(dict.fromkeys(s[0] for s in subs[-n_last:] if len(s)))

@@ -129,7 +129,7 @@ def load_daphnet(*, path: str | Path, window: int = 128, step: int = 64,
                        {n: np.concatenate(p) for n, p in present.items()})
     everyone = finish("daphnet", everyone, why={n: "stuck at 0" for n in names})
     who = sorted(set(everyone.subjects.tolist()))
-    wanted = subject_list(test_subjects)  # type: ignore[arg-type]
+    wanted = subject_list(test_subjects)
     test = split_subjects(who, test_subjects=[subject_id(s) for s in wanted or []],
                           test_fraction=test_fraction)
     train_w, test_w = split_by_subject(everyone, test)

@@ -31,9 +31,10 @@ def _str_array(values: Sequence[object]) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=str)
 
 
-def _pack(w: Windows) -> dict[str, np.ndarray]:
-    arrays = {"modalities": _str_array(w.names), "y": w.labels.astype(np.int64),
-              "subjects": _str_array(w.subjects.tolist()), "classes": _str_array(w.classes)}
+def _pack(w: Windows) -> dict[str, np.ndarray | np.generic]:
+    arrays: dict[str, np.ndarray | np.generic] = {
+        "modalities": _str_array(w.names), "y": w.labels.astype(np.int64),
+        "subjects": _str_array(w.subjects.tolist()), "classes": _str_array(w.classes)}
     for m in w.modalities:
         if not _NAME.fullmatch(m.name):
             raise UsageError(f"modality name {m.name!r} cannot be an npz key; use letters, digits, "
@@ -50,9 +51,11 @@ def _pack(w: Windows) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
+def _write(path: Path, arrays: dict[str, np.ndarray | np.generic], compress: bool) -> None:
     buf = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    # mypy checks a **dict against every keyword, allow_pickle: bool included (the keys are npz
+    # names, never "allow_pickle")
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)  # type: ignore[arg-type]
     write_bytes(path, buf.getvalue())
 
 

@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -138,16 +139,18 @@ def interpolate_gaps(x: np.ndarray, *, max_gap: int,
         np.add.at(mark, starts[long], 1)
         np.add.at(mark, stops[long], -1)
         cols[:, c] = np.cumsum(mark[:t]) > 0
-    return out, (cols if per_column else cols.any(axis=1))
+    # axis=1 of the (T, C) flags: an array (T,), never a scalar
+    return out, (cols if per_column else cast(np.ndarray, cols.any(axis=1)))
 
 
 def _per_modality(bad_cols: np.ndarray, names: list[str],
                   width: dict[str, int]) -> dict[str, np.ndarray]:
     """Bad rows per modality from per-column flags in read order (IMUs, heart rate last)."""
     order = [n for n in names if n != HEART_RATE] + [n for n in names if n == HEART_RATE]
-    out, col = {}, 0
+    out: dict[str, np.ndarray] = {}
+    col = 0
     for n in order:
-        out[n] = bad_cols[:, col:col + width[n]].any(axis=1)
+        out[n] = cast(np.ndarray, bad_cols[:, col:col + width[n]].any(axis=1))  # (T,) per row
         col += width[n]
     return out
 

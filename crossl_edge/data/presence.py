@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def finish(dataset: str, w: Windows, *, why: Mapping[str, str] | None = None) ->
     per subject (``why[m]`` says what made it absent), and record it as
     ``meta["absent_windows"]`` (modality -> subject -> count) and ``meta["dropped_empty_windows"]``.
     """
-    keep = w.presence().any(axis=1)
+    keep = cast(np.ndarray, w.presence().any(axis=1))  # (N,): axis=1 of an (N, M) array
     dropped = int((~keep).sum())
     if dropped:
         log.warning("%s: %d window(s) have no sensor present; dropped", dataset, dropped)

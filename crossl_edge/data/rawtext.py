@@ -110,7 +110,8 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
         return codes[i][f] if i in codes else float(f)
 
     try:
-        converters = {i: (lambda s, m=m: m[s.strip()]) for i, m in codes.items()}
+        converters: dict[int | str, Callable[[str], float]] = {
+            i: (lambda s, m=m: m[s.strip()]) for i, m in codes.items()}
         with warnings.catch_warnings():  # "input contained no data": reported below instead
             warnings.simplefilter("ignore", UserWarning)
             arr = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2,

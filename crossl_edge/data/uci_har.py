@@ -129,7 +129,7 @@ def load_uci_har(*, path: str | Path, modalities: Sequence[str] | None = None,
         data, y, who, present = read_split(root, s, names, len(classes), strict=strict_sensors)
         parts.append(finish("uci-har", Windows(specs, data, y, who, classes, dict(meta), present),
                             why={n: "reads exactly 0" for n in names}))
-    wanted = subject_list(test_subjects)  # type: ignore[arg-type]
+    wanted = subject_list(test_subjects)
     if wanted:
         everyone = Windows(specs, {n: np.concatenate([p.data[n] for p in parts]) for n in names},
                            np.concatenate([p.labels for p in parts]),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -145,7 +147,7 @@ class Windows:
 
     def drop_empty(self) -> Windows:
         """These windows without those where no modality arrived (logged when there are any)."""
-        keep = self.presence().any(axis=1)
+        keep = cast(np.ndarray, self.presence().any(axis=1))  # (N,): axis=1 of an (N, M) array
         if keep.all():
             return self
         log.warning("%d window(s) have none of %s present; dropped", int((~keep).sum()),
@@ -255,7 +257,7 @@ def stratified_split(
 
 
 def split_by_subject(
-    windows: Windows, test_subjects: list[object] | tuple[object, ...]
+    windows: Windows, test_subjects: Sequence[object]
 ) -> tuple[Windows, Windows]:
     """Subject-disjoint (train, test) split: ``test_subjects`` go to test."""
     is_test = np.isin(windows.subjects.astype(str), [str(s) for s in test_subjects])

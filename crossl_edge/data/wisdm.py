@@ -11,6 +11,7 @@ import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -206,7 +207,8 @@ def load_wisdm(*, path: str | Path, window: int = 128, step: int = 64, resample_
         sessions = {n: _sessions(read[n][0]) for n in read}
         keys = [set(s) for s in sessions.values()]
         for key in sorted(set.intersection(*keys) if strict_sensors else set.union(*keys)):
-            streams = {n: tuple(a[slice(*sessions[n][key])] for a in read[n])
+            # one session's rows of each of a Stream's four arrays: still a Stream
+            streams = {n: cast(Stream, tuple(a[slice(*sessions[n][key])] for a in read[n]))
                        for n in read if key in sessions[n]}
             w, ok, n_bad = _session_windows(streams, names, hz=hz, window=window, step=step,
                                             max_gap_s=max_gap_s, strict=strict_sensors)

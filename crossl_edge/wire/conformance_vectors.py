@@ -31,6 +31,8 @@ FORMAT = ("steps run in order on one node; 'reset' is a reboot (zeroed sync and 
 class Recorder:
     """Runs operations on the Python time base and records each with its expected result."""
 
+    steps: list[dict[str, Any]]
+
     def __init__(self) -> None:
         self.s, self.grid, self.steps = T.SyncState(), T.GridWindower(1, 1), []
 

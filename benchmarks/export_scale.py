@@ -110,14 +110,15 @@ def calibration_rows(run: Path, bundle: Path, counts: list[int | None]) -> list[
 
         def predict(swap: dict[str, np.ndarray]) -> np.ndarray:
             lat = np.stack([swap.get(n, ref[n]) for n in names], 1).astype(np.float32)
-            return model.classify(torch.from_numpy(lat), pres).numpy().argmax(-1)
+            with torch.no_grad():
+                return model.classify(torch.from_numpy(lat), pres).numpy().argmax(-1)
 
         p_float = predict({})
     m = load_manifest(bundle, verify=False)
     rows = []
     for e in m.modalities:
         scheme = SchemeRecord.read(e.quant_extra.get("scheme"))["tflite_int8"].scheme
-        twin = keras_encoder(model.encoders[e.name], window=e.window)
+        twin = keras_encoder(model.encoders[e.name], window=e.window, layernorm=scheme.layernorm)
         x_test = test.data[e.name][ti]
         for n in counts:
             k = len(train) if n is None else min(n, len(train))

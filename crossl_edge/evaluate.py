@@ -3,7 +3,7 @@ with a device map, every device subset; warnings where removing a modality or de
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from crossl_edge.devices import (
 )
 from crossl_edge.metrics import modality_subsets, presence_vector, scores
 from crossl_edge.model.crossl import CroSSL
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _arrived(windows: Windows, names: tuple[str, ...]) -> np.ndarray:
@@ -86,13 +89,13 @@ def evaluate(model: CroSSL, windows: Windows) -> dict[str, object]:
 def format_table(result: dict[str, object]) -> str:
     """Human table of accuracy / macro-F1 per subset of present modalities, and beside it the
     windows where exactly that subset arrived (when there are any with a sensor absent)."""
-    subs = result["subsets"]  # type: ignore[assignment]
-    full = subs[0]["arrived"] or {}  # type: ignore[index]
+    subs = cast("list[dict[str, Any]]", result["subsets"])  # the evaluate() result's rows
+    full = subs[0]["arrived"] or {}
     natural = any(s.get("arrived") and s is not subs[0] for s in subs) or \
-        full.get("n", 0) != subs[0]["n"]  # type: ignore[index]
+        full.get("n", 0) != subs[0]["n"]
     head = f"{'present modalities':<32} {'acc':>6} {'macro-F1':>9}"
     rows = [head + (f" {'arrived: n':>11} {'acc':>6} {'macro-F1':>9}" if natural else "")]
-    for s in subs:  # type: ignore[union-attr]
+    for s in subs:
         line = f"{'+'.join(s['present']):<32} {s['accuracy']:>6.3f} {s['macro_f1']:>9.3f}"
         if natural:
             a = s.get("arrived")
@@ -133,7 +136,7 @@ def device_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def evaluate_run(run: str, *, data: str | None = None,
+def evaluate_run(run: str | Path, *, data: str | None = None,
                  devices: str | None = None) -> dict[str, object]:
     """Reload a finished run and its test split (or ``data``) and evaluate it; ``devices``: a
     device map (`--devices` text, a JSON file, or a bundle folder whose map to use)."""

@@ -116,6 +116,8 @@ def serve_cmd(
     elif serial_dev:
         source = SerialReceiver(serial_dev, baud)
     else:
+        if replay is None:  # only with an empty --listen or --serial: what Path(None) raises
+            raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
         source = ReplaySource(replay, realtime=realtime)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -16,6 +16,8 @@ from crossl_edge.data.registry import DEFAULT_DATASET, available
 from crossl_edge.errors import UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from crossl_edge.train.progress import Reporter
 
 
@@ -47,7 +49,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 class _BarReporter:
     """The rich bars on a terminal: one over all epochs (loss, ETA), one over the epoch's steps."""
 
-    def __init__(self, console: object) -> None:
+    def __init__(self, console: Console) -> None:
         from rich.progress import (
             BarColumn,
             Progress,
@@ -69,7 +71,7 @@ class _BarReporter:
         self.steps = self.bar.add_task("steps", total=None, info="")
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)
 
     def plan(self, phases: list[tuple[str, int]], *, chosen: tuple[str, ...] = ()) -> None:
@@ -103,7 +105,7 @@ def _reporter(*, enabled: bool, to_stderr: bool) -> Iterator[Reporter]:
             pass
         else:
             with _BarReporter(Console(file=stream)) as bar:
-                yield bar
+                yield cast("Reporter", bar)  # Reporter's three methods, duck-typed
             return
     yield LineReporter(lambda line: click.echo(line, err=to_stderr))
 
@@ -225,7 +227,7 @@ def train(
     as_json: bool,
     resume: bool,
     overwrite: bool,
-    **kw: object,
+    **kw: Any,
 ) -> None:
     """Pretrain CroSSL and train the downstream head; evaluate on the test split.
 
@@ -255,7 +257,7 @@ def train(
         modalities=tuple(m.strip() for m in modalities.split(",") if m.strip())
         if modalities else None,
         **kw,
-    )  # type: ignore[arg-type]
+    )
     import os
 
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints

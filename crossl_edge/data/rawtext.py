@@ -110,7 +110,7 @@ def read_table(file: Path, *, n_columns: int, dataset: str, delimiter: str | Non
         return codes[i][f] if i in codes else float(f)
 
     try:
-        converters: dict[int | str, Callable[[str], float]] = {
+        converters: dict[int | str, Callable[..., float]] = {  # (s, m=m): m binds each column's map
             i: (lambda s, m=m: m[s.strip()]) for i, m in codes.items()}
         with warnings.catch_warnings():  # "input contained no data": reported below instead
             warnings.simplefilter("ignore", UserWarning)

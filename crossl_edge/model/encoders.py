@@ -7,8 +7,9 @@ an int8-friendly variant (Conv with BatchNorm that folds away at export -> ReLU,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +125,8 @@ def build_encoder(
 def encoder_macs(encoder: Encoder, length: int) -> int:
     """Multiply-accumulates of one forward pass on a window of ``length`` steps (convs only)."""
     macs, t = 0, length
-    for block in encoder.blocks:
+    # nn.ModuleList iterates as plain Modules; Encoder fills it with ConvBlocks
+    for block in cast("Iterable[ConvBlock]", encoder.blocks):
         conv = block.conv
         t = math.ceil(t / block.stride)
         macs += t * conv.out_channels * conv.in_channels * block.kernel

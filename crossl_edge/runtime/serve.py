@@ -62,6 +62,8 @@ class _Writes:
 class Reservoir:
     """A bounded uniform sample of a stream of numbers (for latency percentiles)."""
 
+    values: list[float]
+
     def __init__(self, capacity: int = 100_000, *, seed: int = 0) -> None:
         self.capacity, self.seen, self.values = capacity, 0, []
         self._rng = random.Random(seed)

@@ -202,7 +202,7 @@ def train_run(
     reporter = reporter or Reporter()
     reporter.plan(_phases(cfg, schedule, skip=skip_pretrain),
                   chosen=(data_summary(ds), *schedule.chosen))
-    kw = {
+    kw: dict[str, Any] = {  # run_phase's keyword arguments common to both phases
         "model": model,
         "cfg": cfg,
         "val": Tensors.of(val_w, device),

@@ -27,6 +27,16 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def format_duration(seconds: float) -> str:
+    """12s, 4m05s, 1h02m (progress lines of train and export)."""
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
 def ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:.1f}"
 

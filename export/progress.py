@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from crossl_edge.tables import format_duration
+
 # Stages of one modality, in order, and how many units of work each plans (candidates count one
 # each: a TFLite candidate is a cross-fitted pair of conversions, an ONNX one a quantize_static).
 STAGES = ("onnx", "tflite", "tflite_int8", "tflm", "onnx_int8")
@@ -103,16 +105,6 @@ class Tracker:
             total = max(sum(self.planned.values()), done)
             eta = self.eta()
         return Event(stage, message, modality, self.clock() - self.t0, eta, done, total)
-
-
-def format_duration(seconds: float) -> str:
-    """12s, 4m05s, 1h02m."""
-    s = int(round(max(seconds, 0)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def format_line(e: Event) -> str:

@@ -5,12 +5,10 @@ or $CROSSL_MONOCYPHER_SRC, unpacked once into the cache; nothing else is searche
 from __future__ import annotations
 
 import os
-import shutil
-import tarfile
 from pathlib import Path
 
 from crossl_edge.errors import UsageError
-from crossl_edge.firmware_bridge.tflm_build import cache_root, source_hash
+from crossl_edge.firmware_bridge.tflm_build import cache_root, source_hash, unpack_once
 
 ENV_SOURCE = "CROSSL_MONOCYPHER_SRC"
 MARKER = "src/monocypher.c"
@@ -42,20 +40,7 @@ def monocypher_source(explicit: str | Path | None = None) -> Path:
             raise UsageError(f"{src} holds no {MARKER}; pass a Monocypher source folder.")
         return found
     dest = cache_root() / "monocypher" / f"src-{source_hash(src)[:16]}"
-    if not dest.is_dir():
-        tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            with tarfile.open(src) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UsageError(f"cannot unpack {src} ({e}); pass a Monocypher tarball.") from e
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process unpacked it first
-            shutil.rmtree(tmp, ignore_errors=True)
+    unpack_once(src, dest, what="a Monocypher tarball")
     found = _src_dir(dest)
     if found is None:
         raise UsageError(f"{src} holds no {MARKER}; pass a Monocypher release tarball.")

@@ -85,25 +85,32 @@ def source_tree(src: Path, digest: str) -> Path:
                              f"folder {FETCH_SCRIPT} made.")
         return root
     dest = cache_root() / "tflm" / f"src-{digest[:16]}"
-    if not dest.is_dir():
-        tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            with tarfile.open(src) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UsageError(f"cannot unpack {src} ({e}); pass a TFLite Micro tarball or "
-                             "source folder.") from e
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process unpacked it first
-            shutil.rmtree(tmp, ignore_errors=True)
+    unpack_once(src, dest, what="a TFLite Micro tarball or source folder")
     root = _tree_root(dest)
     if root is None:
         raise UsageError(f"{src} holds no TFLite Micro tree (no {MARKER}).")
     return root
+
+
+def unpack_once(src: Path, dest: Path, *, what: str) -> None:
+    """Unpack tarball ``src`` into ``dest`` unless it is there: into a temp folder renamed into
+    place, so a crash or a concurrent process never leaves a half tree; ``what`` names what the
+    user should pass instead when ``src`` cannot be unpacked."""
+    if dest.is_dir():
+        return
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with tarfile.open(src) as tar:
+            tar.extractall(tmp, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UsageError(f"cannot unpack {src} ({e}); pass {what}.") from e
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def toolchain_available(target: str) -> str | None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from crossl_edge.tables import format_duration
 from crossl_edge.train.config import TrainConfig
 from crossl_edge.train.loop import presence, random_subsets
-from crossl_edge.train.progress import LineReporter, format_duration
+from crossl_edge.train.progress import LineReporter
 from crossl_edge.train.schedule import FLOOR, lr_factor, resolve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,8 @@ def export_progress(*, stdout_tty: bool | None = None) -> Iterator[Any]:
     """A callback for export's progress events: a live rich display on stderr when stdout is a
     terminal (plan sentences printed above it), else one plain line per event on stderr, so
     stdout stays the verb's result (one JSON document with --json)."""
-    from crossl_edge.export.progress import Event, format_duration, format_line
+    from crossl_edge.export.progress import Event, format_line
+    from crossl_edge.tables import format_duration
 
     tty = sys.stdout.isatty() if stdout_tty is None else stdout_tty
     try:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crossl_edge.tables import format_duration
+
 
 class Reporter:
     """Receives training progress; the base class ignores it (library default)."""
@@ -19,16 +21,6 @@ class Reporter:
 
     def epoch(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
         """Called after every epoch with its train/val loss, windows/s and seconds."""
-
-
-def format_duration(seconds: float) -> str:
-    """12s, 4m05s, 1h02m."""
-    s = int(round(max(seconds, 0)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 class Timeline:

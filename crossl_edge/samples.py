@@ -37,6 +37,12 @@ def samples_bytes(windows: dict[str, np.ndarray], labels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def bundle_samples_path(manifest: Manifest) -> Path:
+    """The bundle's samples file, as its manifest names it (samples.npz by default)."""
+    rec = manifest.provenance.samples
+    return manifest.path(rec.path if rec is not None and rec.path else SAMPLES)
+
+
 def load_samples(path: str | Path, names: list[str], *, manifest: Manifest | None = None,
                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Read raw windows {m: (N, C, T)} for ``names`` and labels (N,) from a samples-style .npz,

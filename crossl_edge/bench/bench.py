@@ -24,7 +24,7 @@ from crossl_edge.bench.report import TFLITE_RUNTIMES
 from crossl_edge.errors import UsageError
 from crossl_edge.manifest import ARTIFACT_KINDS, Manifest
 from crossl_edge.runtime.bundle import open_bundle
-from crossl_edge.samples import SAMPLES, load_samples
+from crossl_edge.samples import SAMPLES, bundle_samples_path, load_samples
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
     names, notes = report.resolve_runtimes(runtimes)
     say = progress or (lambda _msg: None)
     env = report.environment(names)
-    raw, _ = load_samples(manifest.path(_samples_path(manifest)),
+    raw, _ = load_samples(bundle_samples_path(manifest),
                           manifest.names)
     budget = Budget(min_seconds, min_runs, windows, min(1.0, 0.1 * min_seconds))
     compute = [r for r in names if r != "tflm"]
@@ -411,9 +411,3 @@ def run_bench(bundle: str | Path, *, threads: Sequence[int] = (1,),
     rows_json = [r.to_json() for r in rows]
     return BenchResult(str(bundle), settings, env, rows, paths, report.ratios(rows_json),
                        notes + report.caveats(env), profiles)
-
-
-def _samples_path(manifest: Manifest) -> str:
-    """The bundle's samples file, as its manifest names it (samples.npz by default)."""
-    rec = manifest.provenance.samples
-    return rec.path if rec is not None and rec.path else SAMPLES

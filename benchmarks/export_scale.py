@@ -3,6 +3,7 @@ test-window SQNR / prediction flips of the chosen int8 schemes against the numbe
 windows (stratified by class and subject), up to every training window.
 
 Usage (train the runs first; short schedules keep this under an hour on 2 cores):
+  python -m benchmarks.export_scale --make-recording REC.npz   # the 4-modality, 18-class case
   crossl-edge train --dataset npz --data REC.npz --out RUN --mode fine \
       --pretrain-epochs 1 --epochs 3
   python -m benchmarks.export_scale --run RUN [--sizes 0.25,0.5,1] \
@@ -49,6 +50,50 @@ def _subset_npz(src: Path, fraction: float, dst: Path) -> int:
     per_row = {k for k, v in z.items() if v.ndim and len(v) == len(z["split"])}
     np.savez(dst, **{k: (v[keep] if k in per_row else v) for k, v in z.items()})
     return int(len(keep_train))
+
+
+SCALE_TRAIN_WINDOWS = 5958     # the phone + watch recording of the scale report
+
+
+def make_recording(src: Path, dst: Path, *, train_windows: int = SCALE_TRAIN_WINDOWS) -> dict:
+    """A 4-modality, 18-class recording of the size users reported, from UCI HAR (generic npz):
+    body_acc, gyro, gravity (total_acc - body_acc, the low-pass part) and total_acc, 3 axes
+    each; class = activity x intensity tercile (the window's body_acc RMS against its activity's
+    training-window terciles: 18 labels, learnable from the signal on unseen subjects);
+    ``train_windows`` training windows drawn stratified by activity and subject, every test
+    window."""
+    from crossl_edge.export.calibration import stratified_indices
+
+    z = dict(np.load(src))
+    train = np.flatnonzero(z["split"] == "train")
+    rms = np.sqrt((z["x_body_acc"] ** 2).mean(axis=(1, 2)))
+    tercile = np.zeros(len(rms), dtype=np.int64)
+    for c in np.unique(z["y"]):
+        cut = np.quantile(rms[train][z["y"][train] == c], [1 / 3, 2 / 3])
+        tercile[z["y"] == c] = np.searchsorted(cut, rms[z["y"] == c])
+    y = z["y"] * 3 + tercile
+    classes = [f"{c}/{g}" for c in z["classes"].tolist() for g in ("low", "mid", "high")]
+    keep = np.sort(np.concatenate([
+        train[stratified_indices(z["y"][train], z["subjects"][train], train_windows)],
+        np.flatnonzero(z["split"] != "train")]))
+    x = {"body_acc": z["x_body_acc"], "gyro": z["x_gyro"],
+         "gravity": z["x_total_acc"] - z["x_body_acc"], "total_acc": z["x_total_acc"]}
+    out: dict[str, Any] = {"modalities": np.asarray(list(x)), "y": y[keep],
+                           "subjects": z["subjects"][keep], "split": z["split"][keep],
+                           "classes": np.asarray(classes),
+                           "meta": np.asarray(json.dumps({
+                               "dataset": "export-scale recording built from UCI HAR by "
+                                          "benchmarks/export_scale.py --make-recording",
+                               "labels": "activity x subject tercile (18)"}))}
+    for n, v in x.items():
+        out[f"x_{n}"] = v[keep].astype(np.float32)
+        out[f"sample_rate_{n}"] = np.float64(50.0)
+        out[f"channels_{n}"] = np.asarray(["x", "y", "z"])
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(dst, **out)
+    return {"train_windows": int((out["split"] == "train").sum()),
+            "test_windows": int((out["split"] != "train").sum()), "classes": len(classes),
+            "modalities": list(x)}
 
 
 def export_rows(run: Path, sizes: list[float], root: Path) -> tuple[list[dict[str, Any]], Path]:
@@ -167,13 +212,22 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--make-recording", type=Path, metavar="NPZ",
+                    help="write the 4-modality, 18-class recording built from UCI HAR and stop")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared"
+                    / "data" / "uci_har.npz", help="UCI HAR (generic npz) for --make-recording")
     ap.add_argument("--sizes", default="0.25,0.5,1", help="training-set fractions to export")
     ap.add_argument("--counts", default="64,128,256,512,1024,all")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("crossl_edge").setLevel(logging.WARNING)
+    if a.make_recording:
+        print(json.dumps(make_recording(a.data, a.make_recording)))
+        return
+    if a.run is None:
+        ap.error("--run RUN (or --make-recording NPZ) is required")
     sizes = sorted({float(s) for s in a.sizes.split(",")} | {1.0})
     counts = [None if c == "all" else int(c) for c in a.counts.split(",")]
     with tempfile.TemporaryDirectory() as d:

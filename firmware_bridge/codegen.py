@@ -238,13 +238,33 @@ def tflm_source(spec: NodeSpec) -> str:
 #include "{p}_node.h"
 #include "{p}_resolver.h"
 
+#ifdef CROSSL_SHARED_ARENA
+/* A device image (devices/<device>/): the encoders of one microcontroller take turns in one
+ * arena, defined by crossl_device_<device>.c; the encoder that is not the arena's owner sets
+ * its interpreter up again (AllocateTensors) before it invokes. */
+extern "C" {{
+extern uint8_t crossl_shared_arena[];
+extern const size_t crossl_shared_arena_size;
+extern const void *crossl_shared_arena_owner;
+}}
+#define {m}_ARENA_PTR crossl_shared_arena
+#define {m}_ARENA_LEN crossl_shared_arena_size
+#else
 namespace {{
 alignas(16) uint8_t {p}_arena[{m}_ARENA_SIZE];
+}} /* namespace */
+#define {m}_ARENA_PTR {p}_arena
+#define {m}_ARENA_LEN (sizeof {p}_arena)
+#endif
+
+namespace {{
 /* The resolver and interpreter live in static buffers (placement new): no function-local
  * statics, so no destructor registration and no __dso_handle (links with -nostartfiles). */
 alignas({p}_op_resolver_t) uint8_t {p}_resolver_mem[sizeof({p}_op_resolver_t)];
 alignas(tflite::MicroInterpreter) uint8_t {p}_interpreter_mem[sizeof(tflite::MicroInterpreter)];
+{p}_op_resolver_t *{p}_resolver = nullptr;
 tflite::MicroInterpreter *{p}_interpreter = nullptr;
+size_t {p}_arena_used = 0u;
 
 int {p}_setup()
 {{
@@ -252,16 +272,24 @@ int {p}_setup()
 #ifdef TFLITE_SCHEMA_VERSION
     if (model->version() != TFLITE_SCHEMA_VERSION) return -2;
 #endif
-    {p}_op_resolver_t *resolver = new ({p}_resolver_mem) {p}_op_resolver_t();
-    if ({p}_register_ops(*resolver) != kTfLiteOk) return -3;
+    if ({p}_resolver == nullptr) {{
+        {p}_op_resolver_t *resolver = new ({p}_resolver_mem) {p}_op_resolver_t();
+        if ({p}_register_ops(*resolver) != kTfLiteOk) return -3;
+        {p}_resolver = resolver;
+    }}
+    /* A previous interpreter of this encoder needs no destructor: TFLM allocates nothing
+     * outside the arena (TF_LITE_STATIC_MEMORY), and a shared arena has been reused since. */
     tflite::MicroInterpreter *interpreter = new ({p}_interpreter_mem)
-        tflite::MicroInterpreter(model, *resolver, {p}_arena, sizeof {p}_arena);
+        tflite::MicroInterpreter(model, *{p}_resolver, {m}_ARENA_PTR, {m}_ARENA_LEN);
     if (interpreter->AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
     TfLiteTensor *in = interpreter->input(0);
     TfLiteTensor *out = interpreter->output(0);
     if (in->type != kTfLiteInt8 || in->bytes != {m}_INPUT_SIZE || out->type != kTfLiteInt8 ||
         out->bytes != {m}_LATENT_DIM) return -5; /* model and contract disagree */
     {p}_interpreter = interpreter;
+#ifdef CROSSL_SHARED_ARENA
+    crossl_shared_arena_owner = &{p}_interpreter;
+#endif
     return 0;
 }}
 }} /* namespace */
@@ -269,6 +297,9 @@ int {p}_setup()
 /* Runs the encoder on one quantized window; 0 on success, negative on failure. */
 extern "C" int {p}_invoke(const int8_t *input, int8_t *latent)
 {{
+#ifdef CROSSL_SHARED_ARENA
+    if (crossl_shared_arena_owner != &{p}_interpreter) {p}_interpreter = nullptr;
+#endif
     if ({p}_interpreter == nullptr) {{
         int status = {p}_setup();
         if (status != 0) return status;
@@ -276,12 +307,13 @@ extern "C" int {p}_invoke(const int8_t *input, int8_t *latent)
     std::memcpy({p}_interpreter->input(0)->data.int8, input, {m}_INPUT_SIZE);
     if ({p}_interpreter->Invoke() != kTfLiteOk) return -6;
     std::memcpy(latent, {p}_interpreter->output(0)->data.int8, {m}_LATENT_DIM);
+    {p}_arena_used = {p}_interpreter->arena_used_bytes();
     return 0;
 }}
 
-/* Bytes of the arena this target used (after the first invoke); 0 before. */
+/* Bytes of the arena this encoder used (after its first invoke); 0 before. */
 extern "C" size_t {p}_tflm_arena_used(void)
 {{
-    return {p}_interpreter == nullptr ? 0u : {p}_interpreter->arena_used_bytes();
+    return {p}_arena_used;
 }}
 """

@@ -15,7 +15,14 @@ from typing import Any
 
 from crossl_edge.atomic import atomic_dir
 from crossl_edge.errors import CheckFailed, UsageError
-from crossl_edge.firmware_bridge import codegen, energy, measure, node_example, resources
+from crossl_edge.firmware_bridge import (
+    codegen,
+    device_image,
+    energy,
+    measure,
+    node_example,
+    resources,
+)
 from crossl_edge.firmware_bridge.buildfile import makefile
 from crossl_edge.firmware_bridge.resolver import int8_only_ops, resolver_header
 from crossl_edge.firmware_bridge.secure_node import KEY_C, write_secure_common
@@ -41,6 +48,7 @@ class FirmwareReport:
     ram_budget: int
     over_budget: list[str] = field(default_factory=list)
     builds: dict[str, Any] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # multi-encoder images
 
     @property
     def ok(self) -> bool:
@@ -49,7 +57,8 @@ class FirmwareReport:
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "flash_budget": self.flash_budget,
                 "ram_budget": self.ram_budget, "ok": self.ok, "over_budget": self.over_budget,
-                "modalities": self.modalities, "builds": self.builds}
+                "modalities": self.modalities, "builds": self.builds,
+                **({"devices": self.devices} if self.devices else {})}
 
     def table(self) -> str:
         if any("measured" in r for r in self.modalities.values()):
@@ -59,7 +68,8 @@ class FirmwareReport:
             text = resources.table(self.modalities, flash_budget=self.flash_budget,
                                    ram_budget=self.ram_budget)
         ops = resources.per_op_table(self.modalities)
-        return "\n\n".join(t for t in (text, ops, energy.table(self.modalities)) if t)
+        dev = device_image.table(self.devices)
+        return "\n\n".join(t for t in (text, dev, ops, energy.table(self.modalities)) if t)
 
 
 def _stats(entry: ModalityEntry) -> dict[str, Any]:
@@ -148,8 +158,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def _modality(m: Manifest, entry: ModalityEntry, moddir: Path, *,
-              sealed: bool = False) -> dict[str, Any]:
-    """Write one modality's sources into ``moddir``; return its resource figures."""
+              sealed: bool = False) -> tuple[codegen.NodeSpec, dict[str, Any]]:
+    """Write one modality's sources into ``moddir``; return its spec and resource figures."""
     rel = entry.artifacts.get("tflite_int8")
     if rel is None:
         raise UsageError(f"modality {entry.name!r} has no int8 TFLite model in the bundle; "
@@ -174,7 +184,7 @@ def _modality(m: Manifest, entry: ModalityEntry, moddir: Path, *,
     code = resources.code_estimate(g.ops, None if sealed else node_code_size(moddir, p))
     state = node_example.node_state_bytes(spec, sealed=sealed)
     params = int(_stats(entry).get("params") or g.constant_elements)
-    return {
+    return spec, {
         "modality_id": entry.id, "model": rel, "model_sha256": spec.model_sha256,
         "ops": g.ops, "op_count": g.op_count, "params": params,
         "graph_constant_elements": g.constant_elements, "macs": g.macs,
@@ -310,28 +320,40 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
         energy.hop_of(e.window, e.sample_rate_hz, hop=hop)
     out = Path(out)
     report: dict[str, dict[str, Any]] = {}
+    specs: dict[str, codegen.NodeSpec] = {}
     with atomic_dir(out) as tmp:
         (tmp / "common").mkdir()
         shutil.copyfile(CODEC, tmp / "common" / CODEC.name)
         if key is not None:
             write_secure_common(tmp / "common", key, names)
         for entry in m.modalities:
-            report[entry.name] = _modality(m, entry, tmp / entry.name, sealed=key is not None)
+            specs[entry.name], report[entry.name] = _modality(m, entry, tmp / entry.name,
+                                                              sealed=key is not None)
             log.info("firmware for %s: arena %d B", entry.name, report[entry.name]["arena"]["size"])
+        devices = _devices(m, specs, tmp, sealed=key is not None)
         ops = sorted({op for r in report.values() for op in r["ops"]})
         _write(tmp / "crossl.mk", makefile(names, ops, banner=_mk_banner(m),
-                                           sealed=key is not None))
+                                           sealed=key is not None)
+               + "".join(device_image.make_rules(d) for d in devices))
+        dev_report = {d.name: device_image.estimate(d, report) for d in devices}
         measured = None
         if build is not None:
-            measured = _measure(m, tmp, report, build)
+            measured = _measure(m, tmp, report, build, devices)
             _apply_measured(report, measured)
+            for d in devices:
+                dev_report[d.name] = device_image.measured(d, dev_report[d.name], report,
+                                                           measured["devices"][d.name])
         _energy(m, report, profiles, hop, sealed=key is not None)
         over = resources.check_budget(report, flash_budget=flash_budget, ram_budget=ram_budget)
+        over += device_image.check_budget(dev_report, flash_budget=flash_budget,
+                                          ram_budget=ram_budget)
         doc = {"bundle_fingerprint": f"{fingerprint32(m.fingerprint):08x}",
                "toolkit_version": m.toolkit_version,
                "budget": {"flash": flash_budget, "ram": ram_budget},
                "ok": not over, "over_budget": over, "assumptions": resources.assumptions(),
                "modalities": report}
+        if dev_report:
+            doc["devices"] = dev_report
         if measured is not None:
             doc["builds"] = measured["builds"]
             doc["assumptions"] = resources.measured_assumptions()
@@ -342,15 +364,32 @@ def generate_firmware(bundle: str | Path, out: str | Path, *, flash_budget: int 
             f.chmod(0o755 if f.is_dir() else 0o600 if f.name == KEY_C else 0o644)
         tmp.chmod(0o755)
     return FirmwareReport(out, report, flash_budget, ram_budget, over,
-                          builds=measured["builds"] if measured else {})
+                          builds=measured["builds"] if measured else {}, devices=dev_report)
+
+
+def _devices(m: Manifest, specs: dict[str, codegen.NodeSpec], tmp: Path, *,
+             sealed: bool) -> list[device_image.DeviceSpec]:
+    """Write devices/<device>/ for every device of the map with two or more encoders."""
+    devices = device_image.device_specs(m.device_map, specs)
+    if devices and sealed:
+        log.warning("sealed firmware (--key-file) is generated per modality; the device "
+                    "images (%s) are built without --key-file", ", ".join(d.name for d in devices))
+        return []
+    for d in devices:
+        folder = tmp / d.folder
+        folder.mkdir(parents=True)
+        _write(folder / f"{d.prefix}.h", device_image.device_header(d))
+        _write(folder / f"{d.prefix}.c", device_image.device_source(d))
+    return devices
 
 
 def _measure(m: Manifest, fw: Path, report: dict[str, dict[str, Any]],
-             opts: measure.BuildOptions) -> dict[str, Any]:
+             opts: measure.BuildOptions,
+             devices: list[device_image.DeviceSpec]) -> dict[str, Any]:
     from crossl_edge.samples import SAMPLES, load_samples
 
     xs, _ = load_samples(m.root / SAMPLES, m.names, manifest=m)
     if opts.max_windows is not None:
         xs = {k: v[: opts.max_windows] for k, v in xs.items()}
     state = {n: r["ram"]["node_state"] for n, r in report.items()}
-    return measure.measure(m, fw, xs, state, opts, keep=fw / "build")
+    return measure.measure(m, fw, xs, state, opts, keep=fw / "build", devices=devices)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -15,8 +16,9 @@ from typing import Any, Final
 import numpy as np
 
 from crossl_edge.errors import CheckFailed
-from crossl_edge.firmware_bridge import node_run, resources, tflm_build
+from crossl_edge.firmware_bridge import device_run, node_run, resources, tflm_build
 from crossl_edge.firmware_bridge import tflm_sources as ts
+from crossl_edge.firmware_bridge.device_image import DeviceSpec
 from crossl_edge.manifest import Manifest, ModalityEntry
 
 log = logging.getLogger(__name__)
@@ -151,14 +153,18 @@ def _keep(res: node_run.RunResult, image: Path, keep: Path | None) -> None:
 
 
 def measure(m: Manifest, fw: Path, windows: dict[str, np.ndarray], node_state: dict[str, int],
-            opts: BuildOptions, *, keep: Path | None = None) -> dict[str, Any]:
-    """Build, run and check every modality for every config; {"modalities", "builds"}."""
+            opts: BuildOptions, *, keep: Path | None = None,
+            devices: Sequence[DeviceSpec] = ()) -> dict[str, Any]:
+    """Build, run and check every modality and device image for every config;
+    {"modalities", "devices", "builds"}."""
     source = tflm_build.locate_source(opts.tflm)
     ops = _ops(m)
     per_op_macs = {e.name: resources.inspect_model(
         m.path(e.artifacts["tflite_int8"]).read_bytes()).per_op_macs for e in m.modalities}
     builds: dict[str, Any] = {}
+    singles: dict[str, list[bytes]] = {}
     out: dict[str, dict[str, Any]] = {e.name: {} for e in m.modalities}
+    dev_out: dict[str, dict[str, Any]] = {d.name: {} for d in devices}
     with tempfile.TemporaryDirectory(prefix="crossl-fw-") as d:
         for target, kernels in configs(opts):
             cfg = f"{target}/{kernels}"
@@ -186,8 +192,43 @@ def measure(m: Manifest, fw: Path, windows: dict[str, np.ndarray], node_state: d
                     fig.update(_figures(res, f"crossl_{e.name}", node_state[e.name]))
                     fig["per_op"] = per_op(res, per_op_macs[e.name])
                 out[e.name][cfg] = fig
+                singles[e.name] = res.frames
                 _keep(res, image, keep / f"{target}-{kernels}" / e.name if keep else None)
-    return {"modalities": out, "builds": builds}
+            for dev in devices:
+                work = Path(d) / f"{target}-{kernels}" / "devices" / dev.c_name
+                dev_out[dev.name][cfg] = _device_run(m, fw, dev, libs, windows, singles, work,
+                                                     node_state, opts, keep=keep)
+    return {"modalities": out, "devices": dev_out, "builds": builds}
+
+
+def _device_run(m: Manifest, fw: Path, dev: DeviceSpec, libs: tflm_build.TflmLibs,
+                windows: dict[str, np.ndarray], singles: dict[str, list[bytes]], work: Path,
+                node_state: dict[str, int], opts: BuildOptions, *,
+                keep: Path | None) -> dict[str, Any]:
+    """Link and run one device image; its frames must equal the single-encoder images' byte for
+    byte (and so LiteRT's, as those were checked)."""
+    cfg = f"{libs.target}/{libs.kernels}"
+    raw = [windows[s.name] for s in dev.members]
+    image, map_file = device_run.link(fw, dev, libs, raw, work, jobs=opts.jobs)
+    res = node_run.run_image(image, libs.target)
+    res.map_file = map_file
+    got = device_run.split_frames(res.frames, dev)
+    fig: dict[str, Any] = {"windows": {s.name: len(got[s.name]) for s in dev.members}}
+    for s in dev.members:
+        e = m.modality(s.name)
+        cmp = compare_frames(got[s.name], expected_frames(m, e, windows[s.name]),
+                             f"device {dev.name!r}, modality {s.name!r} on {cfg}")
+        if got[s.name] != singles[s.name]:
+            raise CheckFailed(f"device {dev.name!r} on {cfg}: modality {s.name!r}'s frames "
+                              "differ from its single-encoder image's; the shared arena "
+                              "changed a result.")
+        fig.setdefault("max_lsb_vs_litert", {})[s.name] = cmp["max_lsb_vs_litert"]
+    fig["frames_equal_single_images"] = True
+    fig["arena_used"] = res.arena_used
+    if libs.target == "cortex-m4":
+        fig.update(device_run.figures(res, dev, sum(node_state[s.name] for s in dev.members)))
+    _keep(res, image, keep / cfg.replace("/", "-") / dev.folder if keep else None)
+    return fig
 
 
 def _ops(m: Manifest) -> list[str]:

@@ -83,10 +83,16 @@ def _template(name: str, prefix: str, work: Path) -> Path:
     return work / name
 
 
+def write_run_io(work: Path) -> None:
+    """run_io.h (start-up, clock, record printing) beside a harness in ``work``."""
+    (work / "run_io.h").write_text((TEMPLATES / "run_io.h").read_text())
+
+
 def _compile_harness(fw: Path, name: str, work: Path, target: str, kernels: str, *,
                      profile: bool = False) -> Path:
     p = f"crossl_{name}"
     _template("run_harness.c", p, work)
+    write_run_io(work)
     tc = ts.TOOLCHAINS[target]
     defs = ["-DCROSSL_RUN_M4"] if target == "cortex-m4" else []
     defs += ["-DCROSSL_RUN_PROFILE"] if profile else []
@@ -94,7 +100,7 @@ def _compile_harness(fw: Path, name: str, work: Path, target: str, kernels: str,
     cmd = [tc.cc, *ts.flags(target, kernels)["c"], "-Wall", "-Wextra", "-Werror", *defs,
            f"-I{fw / name}", f"-I{fw / 'common'}", f"-I{work}", "-c", str(work / "run_harness.c"),
            "-o", str(obj)]
-    _check_run(cmd, f"compiling the run harness for {target}")
+    check_run(cmd, f"compiling the run harness for {target}")
     return obj
 
 
@@ -108,11 +114,11 @@ def _compile_profile(fw: Path, name: str, work: Path, libs: TflmLibs) -> Path:
     obj = work / "run_profile.o"
     cmd = [tc.cxx, *ts.flags(libs.target, libs.kernels)["cxx"], "-Wall", "-Wextra", "-Werror",
            *inc, f"-I{fw / name}", f"-I{fw / 'common'}", "-c", str(src), "-o", str(obj)]
-    _check_run(cmd, f"compiling the per-op profiler for {libs.target}")
+    check_run(cmd, f"compiling the per-op profiler for {libs.target}")
     return obj
 
 
-def _check_run(cmd: list[str], what: str) -> None:
+def check_run(cmd: list[str], what: str) -> None:
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         msg = (p.stderr or p.stdout).strip().splitlines()
@@ -141,7 +147,7 @@ def link_image(fw: Path, name: str, libs: TflmLibs, raw: np.ndarray, work: Path,
     cmd = [tc.cxx, *tc.arch, tc.opt, *extra, str(harness), *map(str, objs),
            "-Wl,--start-group", str(libs.lib_dir / LIB_KERNELS), str(libs.lib_dir / LIB_CORE),
            "-Wl,--end-group", "-lm", "-o", str(out)]
-    _check_run(cmd, f"linking the {name} node image for {libs.target}")
+    check_run(cmd, f"linking the {name} node image for {libs.target}")
     return out, map_file
 
 
@@ -190,23 +196,25 @@ _IN = re.compile(r"^ (\S+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)(?:\s+(.*))?$")
 PARTS = ("model", "tflm_core", "kernels", "glue_node_codec", "libc", "harness")
 
 
-def _part(source: str, prefix: str) -> str:
-    if source.endswith(f"{prefix}_model.o"):
+def _part(source: str, prefixes: tuple[str, ...]) -> str:
+    if source.endswith(tuple(f"{p}_model.o" for p in prefixes)):
         return "model"
     if f"{LIB_CORE}(" in source:
         return "tflm_core"
     if f"{LIB_KERNELS}(" in source:
         return "kernels"
-    if source.endswith((f"{prefix}_tflm.o", "node_example.o")):
+    if source.endswith((*(f"{p}_tflm.o" for p in prefixes), "node_example.o")) \
+            or re.search(r"crossl_device_\w+\.o$", source):
         return "glue_node_codec"
-    if source.endswith(("run_harness.o", "run_profile.o")):
-        return "harness"  # the run harness and its per-op profiler: not part of a node
+    if source.endswith(("run_harness.o", "run_profile.o", "run_device.o")):
+        return "harness"  # the run harnesses and the per-op profiler: not part of a node
     return "libc"  # newlib(-nano), libm, libgcc, libstdc++/libsupc++, linker stubs
 
 
-def map_split(map_file: Path, prefix: str) -> dict[str, dict[str, int]]:
+def map_split(map_file: Path, prefix: str | tuple[str, ...]) -> dict[str, dict[str, int]]:
     """{"flash": {part: bytes}, "ram": {part: bytes}} from a GNU ld map (alignment fill goes to
-    the part of the section before it)."""
+    the part of the section before it); ``prefix``: the image's modality prefix(es)."""
+    prefixes = (prefix,) if isinstance(prefix, str) else prefix
     flash = dict.fromkeys(PARTS, 0)
     ram = dict.fromkeys(PARTS, 0)
     section, last, pending = None, "libc", None
@@ -231,7 +239,7 @@ def map_split(map_file: Path, prefix: str) -> dict[str, dict[str, int]]:
         pending = None
         if size == 0:
             continue
-        part = last if name == "*fill*" or not src else _part(src, prefix)
+        part = last if name == "*fill*" or not src else _part(src, prefixes)
         last = part
         if section in _FLASH_SECTIONS:
             flash[part] += size

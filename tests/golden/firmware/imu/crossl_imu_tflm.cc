@@ -21,13 +21,33 @@
 #include "crossl_imu_node.h"
 #include "crossl_imu_resolver.h"
 
+#ifdef CROSSL_SHARED_ARENA
+/* A device image (devices/<device>/): the encoders of one microcontroller take turns in one
+ * arena, defined by crossl_device_<device>.c; the encoder that is not the arena's owner sets
+ * its interpreter up again (AllocateTensors) before it invokes. */
+extern "C" {
+extern uint8_t crossl_shared_arena[];
+extern const size_t crossl_shared_arena_size;
+extern const void *crossl_shared_arena_owner;
+}
+#define CROSSL_IMU_ARENA_PTR crossl_shared_arena
+#define CROSSL_IMU_ARENA_LEN crossl_shared_arena_size
+#else
 namespace {
 alignas(16) uint8_t crossl_imu_arena[CROSSL_IMU_ARENA_SIZE];
+} /* namespace */
+#define CROSSL_IMU_ARENA_PTR crossl_imu_arena
+#define CROSSL_IMU_ARENA_LEN (sizeof crossl_imu_arena)
+#endif
+
+namespace {
 /* The resolver and interpreter live in static buffers (placement new): no function-local
  * statics, so no destructor registration and no __dso_handle (links with -nostartfiles). */
 alignas(crossl_imu_op_resolver_t) uint8_t crossl_imu_resolver_mem[sizeof(crossl_imu_op_resolver_t)];
 alignas(tflite::MicroInterpreter) uint8_t crossl_imu_interpreter_mem[sizeof(tflite::MicroInterpreter)];
+crossl_imu_op_resolver_t *crossl_imu_resolver = nullptr;
 tflite::MicroInterpreter *crossl_imu_interpreter = nullptr;
+size_t crossl_imu_arena_used = 0u;
 
 int crossl_imu_setup()
 {
@@ -35,16 +55,24 @@ int crossl_imu_setup()
 #ifdef TFLITE_SCHEMA_VERSION
     if (model->version() != TFLITE_SCHEMA_VERSION) return -2;
 #endif
-    crossl_imu_op_resolver_t *resolver = new (crossl_imu_resolver_mem) crossl_imu_op_resolver_t();
-    if (crossl_imu_register_ops(*resolver) != kTfLiteOk) return -3;
+    if (crossl_imu_resolver == nullptr) {
+        crossl_imu_op_resolver_t *resolver = new (crossl_imu_resolver_mem) crossl_imu_op_resolver_t();
+        if (crossl_imu_register_ops(*resolver) != kTfLiteOk) return -3;
+        crossl_imu_resolver = resolver;
+    }
+    /* A previous interpreter of this encoder needs no destructor: TFLM allocates nothing
+     * outside the arena (TF_LITE_STATIC_MEMORY), and a shared arena has been reused since. */
     tflite::MicroInterpreter *interpreter = new (crossl_imu_interpreter_mem)
-        tflite::MicroInterpreter(model, *resolver, crossl_imu_arena, sizeof crossl_imu_arena);
+        tflite::MicroInterpreter(model, *crossl_imu_resolver, CROSSL_IMU_ARENA_PTR, CROSSL_IMU_ARENA_LEN);
     if (interpreter->AllocateTensors() != kTfLiteOk) return -4; /* arena too small? */
     TfLiteTensor *in = interpreter->input(0);
     TfLiteTensor *out = interpreter->output(0);
     if (in->type != kTfLiteInt8 || in->bytes != CROSSL_IMU_INPUT_SIZE || out->type != kTfLiteInt8 ||
         out->bytes != CROSSL_IMU_LATENT_DIM) return -5; /* model and contract disagree */
     crossl_imu_interpreter = interpreter;
+#ifdef CROSSL_SHARED_ARENA
+    crossl_shared_arena_owner = &crossl_imu_interpreter;
+#endif
     return 0;
 }
 } /* namespace */
@@ -52,6 +80,9 @@ int crossl_imu_setup()
 /* Runs the encoder on one quantized window; 0 on success, negative on failure. */
 extern "C" int crossl_imu_invoke(const int8_t *input, int8_t *latent)
 {
+#ifdef CROSSL_SHARED_ARENA
+    if (crossl_shared_arena_owner != &crossl_imu_interpreter) crossl_imu_interpreter = nullptr;
+#endif
     if (crossl_imu_interpreter == nullptr) {
         int status = crossl_imu_setup();
         if (status != 0) return status;
@@ -59,11 +90,12 @@ extern "C" int crossl_imu_invoke(const int8_t *input, int8_t *latent)
     std::memcpy(crossl_imu_interpreter->input(0)->data.int8, input, CROSSL_IMU_INPUT_SIZE);
     if (crossl_imu_interpreter->Invoke() != kTfLiteOk) return -6;
     std::memcpy(latent, crossl_imu_interpreter->output(0)->data.int8, CROSSL_IMU_LATENT_DIM);
+    crossl_imu_arena_used = crossl_imu_interpreter->arena_used_bytes();
     return 0;
 }
 
-/* Bytes of the arena this target used (after the first invoke); 0 before. */
+/* Bytes of the arena this encoder used (after its first invoke); 0 before. */
 extern "C" size_t crossl_imu_tflm_arena_used(void)
 {
-    return crossl_imu_interpreter == nullptr ? 0u : crossl_imu_interpreter->arena_used_bytes();
+    return crossl_imu_arena_used;
 }
